@@ -290,8 +290,16 @@ port_status_t port_icc_send(const uint8_t *buf, size_t len)
     return PORT_OK;
 }
 
+/* The simulated line is a socket to another process, which the OS may not
+ * schedule within a few character times, so no wait on it is shorter than
+ * this. The firmware's own deadlines (ISO/IEC 7816-3 §8.1 ATR, WWT, CWT/BWT)
+ * still apply on top: a mute card is reported, only a little later. */
+#define SIM_ICC_MIN_WAIT_US 300000u
+
 port_status_t port_icc_recv(uint8_t *byte, uint32_t timeout_us)
 {
+    if (timeout_us < SIM_ICC_MIN_WAIT_US)
+        timeout_us = SIM_ICC_MIN_WAIT_US;
     uint64_t deadline = sim_now_us() + timeout_us;
     if (byte == NULL)
         return PORT_ERROR;

@@ -6,7 +6,7 @@
 step "the card runs T=1 after PPS to TA1=0x18"
 out=$(pcsc-probe status)
 expect_match "$out" "protocol=T1" "active protocol"
-out=$(cachet-sim-ctl status)
+out=$(pcsc-probe hold cachet-sim-ctl status)
 expect_match "$out" "protocol=T1" "appliance protocol"
 expect_match "$out" "fidi=18" "negotiated Fi/Di"
 

@@ -11,6 +11,8 @@
  *   pcsc-probe status                          protocol and ATR of the card
  *   pcsc-probe apdu HEX...                     send APDUs in one transaction; for each print
  *                                              "<data hex> <SW>"; 61xx answered by GET RESPONSE
+ *   pcsc-probe hold CMD ARGS...                run CMD while connected to the card (shared),
+ *                                              so it stays powered; exit with CMD's status
  *
  * Exit status: 0 done, 1 failed (timeout, PC/SC error), 2 usage. */
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <PCSC/winscard.h>
@@ -259,11 +262,32 @@ static int cmd_apdu(SCARDCONTEXT ctx, int argc, char **argv)
     return rc;
 }
 
+static int cmd_hold(SCARDCONTEXT ctx, char **argv)
+{
+    SCARDHANDLE card;
+    DWORD proto;
+    if (connect_card(ctx, &card, &proto))
+        return 1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    SCardDisconnect(card, SCARD_LEAVE_CARD);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: pcsc-probe readers | wait-reader present|absent MS | "
                     "wait-card present|absent MS | watch-card present|absent MS READYFILE | "
-                    "status | apdu HEX...\n");
+                    "status | apdu HEX... | hold CMD...\n");
     return 2;
 }
 
@@ -288,6 +312,8 @@ int main(int argc, char **argv)
         rc = cmd_wait_card(ctx, !strcmp(argv[2], "present"), atol(argv[3]), argv[4]);
     } else if (!strcmp(cmd, "status") && argc == 2) {
         rc = cmd_status(ctx);
+    } else if (!strcmp(cmd, "hold") && argc >= 3) {
+        rc = cmd_hold(ctx, argv + 2);
     } else if (!strcmp(cmd, "apdu") && argc >= 3) {
         rc = cmd_apdu(ctx, argc - 2, argv + 2);
     } else {

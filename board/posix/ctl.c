@@ -63,7 +63,7 @@ static void usage(void)
           "  screen [--json]\n"
           "  key 0..9|ok|cancel|clear\n"
           "env: CACHET_SIM_DIR CACHET_SIM_PKI CACHET_CARD_BIN CACHET_CARD_PROFILE\n"
-          "     CACHET_CARD_TIMING CACHET_SIM_READER_CONF CACHET_LANG=en\n",
+          "     CACHET_CARD_TIMING CACHET_LANG=en\n",
           stderr);
 }
 
@@ -575,46 +575,11 @@ static int card_info(const char *dir, const char *pki)
 
 /* ---- plug / unplug ---- */
 
-/* pcscd learns about socket readers only from reader.conf.d, not from udev:
- * emulate the hotplug event by moving the reader's entry away (unplug) or back
- * (plug) and asking the running pcscd to re-read its configuration. */
-static void emulate_os_hotplug(bool plugged)
-{
-    const char *conf = getenv("CACHET_SIM_READER_CONF");
-    char off[PATH_MAX];
-    if (conf == NULL || conf[0] == '\0')
-        return;
-    int n = snprintf(off, sizeof off, "%s.unplugged", conf);
-    if (n < 0 || (size_t)n >= sizeof off)
-        return;
-    if (rename(plugged ? off : conf, plugged ? conf : off) != 0 && errno != ENOENT)
-        MSG("impossible de renommer %s : %s", "cannot rename %s: %s", conf,
-            strerror(errno));
-    pid_t pid = fork();
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDWR);
-        if (nul >= 0) {
-            dup2(nul, 0);
-            dup2(nul, 1);
-            dup2(nul, 2);
-        }
-        execlp("pcscd", "pcscd", "--hotplug", (char *)NULL);
-        execl("/usr/sbin/pcscd", "pcscd", "--hotplug", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid ||
-        (WIFEXITED(status) && WEXITSTATUS(status) == 127))
-        MSG("« pcscd --hotplug » n'a pas pu être lancé",
-            "could not run \"pcscd --hotplug\"");
-}
-
 static int plug(const char *dir, bool plugged)
 {
-    int rc = forward(dir, plugged ? "plug" : "unplug");
-    if (rc == EXIT_OK)
-        emulate_os_hotplug(plugged);
-    return rc;
+    /* pcscd keeps a reader.conf reader listed; our driver reports it
+     * unavailable while the cable is gone and reconnects by itself. */
+    return forward(dir, plugged ? "plug" : "unplug");
 }
 
 int main(int argc, char **argv)

@@ -5,6 +5,9 @@
  *   pcsc-probe readers                         list readers, one per line
  *   pcsc-probe wait-reader present|absent MS   wait until a reader is (not) listed
  *   pcsc-probe wait-card present|absent MS     wait for the first reader's card state
+ *   pcsc-probe wait-reader usable|unusable MS  wait until the first reader works / reports
+ *                                              itself unavailable (device gone)
+ *   pcsc-probe reader-state                    the first reader's state flags
  *   pcsc-probe watch-card present|absent MS READYFILE
  *                                              arm a status-change wait, create READYFILE,
  *                                              print the CLOCK_REALTIME ms of the change
@@ -171,6 +174,73 @@ static int cmd_wait_card(SCARDCONTEXT ctx, int want, long ms, const char *ready)
     }
 }
 
+static const struct {
+    DWORD flag;
+    const char *name;
+} state_names[] = {
+    {SCARD_STATE_IGNORE, "ignore"},     {SCARD_STATE_UNKNOWN, "unknown"},
+    {SCARD_STATE_UNAVAILABLE, "unavailable"}, {SCARD_STATE_EMPTY, "empty"},
+    {SCARD_STATE_PRESENT, "present"},   {SCARD_STATE_ATRMATCH, "atrmatch"},
+    {SCARD_STATE_EXCLUSIVE, "exclusive"}, {SCARD_STATE_INUSE, "inuse"},
+    {SCARD_STATE_MUTE, "mute"},         {SCARD_STATE_UNPOWERED, "unpowered"},
+};
+
+static int reader_state(SCARDCONTEXT ctx, DWORD *state)
+{
+    char reader[256];
+    if (first_reader(ctx, reader, sizeof reader, 0) == 0)
+        return 1;
+    SCARD_READERSTATE rs = {.szReader = reader, .dwCurrentState = SCARD_STATE_UNAWARE};
+    if (SCardGetStatusChange(ctx, 0, &rs, 1) != SCARD_S_SUCCESS)
+        return 1;
+    *state = rs.dwEventState;
+    return 0;
+}
+
+static int cmd_reader_state(SCARDCONTEXT ctx)
+{
+    DWORD st;
+    if (reader_state(ctx, &st))
+        return 1;
+    for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
+        if (st & state_names[i].flag)
+            printf("%s ", state_names[i].name);
+    printf("\n");
+    return 0;
+}
+
+/* A reader whose device is gone stays listed by pcscd 1.9.9 (reader.conf
+ * readers are never removed) but reports itself unavailable. */
+static int reader_unusable(DWORD st)
+{
+    return (st & (SCARD_STATE_UNKNOWN | SCARD_STATE_UNAVAILABLE)) != 0 ||
+           (st & (SCARD_STATE_EMPTY | SCARD_STATE_PRESENT)) == 0;
+}
+
+static int cmd_wait_reader_usable(SCARDCONTEXT ctx, int want_usable, long ms)
+{
+    long long deadline = now_ms(CLOCK_MONOTONIC) + ms;
+    for (;;) {
+        DWORD st = 0;
+        int have = reader_state(ctx, &st) == 0;
+        if (have && (!reader_unusable(st)) == want_usable)
+            return 0;
+        if (now_ms(CLOCK_MONOTONIC) >= deadline) {
+            fprintf(stderr, "pcsc-probe: reader still %s after %ld ms\n",
+                    want_usable ? "unusable" : "usable", ms);
+            return 1;
+        }
+        char reader[256];
+        if (have && first_reader(ctx, reader, sizeof reader, 0) > 0) {
+            SCARD_READERSTATE rs = {.szReader = reader, .dwCurrentState = st};
+            SCardGetStatusChange(ctx, 100, &rs, 1);
+        } else {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static int connect_card(SCARDCONTEXT ctx, SCARDHANDLE *card, DWORD *proto)
 {
     char reader[256];
@@ -286,7 +356,7 @@ static int cmd_hold(SCARDCONTEXT ctx, char **argv)
 static int usage(void)
 {
     fprintf(stderr, "usage: pcsc-probe readers | wait-reader present|absent MS | "
-                    "wait-card present|absent MS | watch-card present|absent MS READYFILE | "
+                    "wait-reader usable|unusable MS | reader-state | wait-card present|absent MS | watch-card present|absent MS READYFILE | "
                     "status | apdu HEX... | hold CMD...\n");
     return 2;
 }
@@ -304,6 +374,11 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "readers")) {
         rc = first_reader(ctx, NULL, 0, 1) > 0 ? 0 : 1;
+    } else if (!strcmp(cmd, "wait-reader") && argc == 4 &&
+               (!strcmp(argv[2], "usable") || !strcmp(argv[2], "unusable"))) {
+        rc = cmd_wait_reader_usable(ctx, !strcmp(argv[2], "usable"), atol(argv[3]));
+    } else if (!strcmp(cmd, "reader-state") && argc == 2) {
+        rc = cmd_reader_state(ctx);
     } else if (!strcmp(cmd, "wait-reader") && argc == 4) {
         rc = cmd_wait_reader(ctx, !strcmp(argv[2], "present"), atol(argv[3]));
     } else if (!strcmp(cmd, "wait-card") && argc == 4) {

@@ -54,7 +54,9 @@ typedef struct {
     uint8_t nad;           /* T=1 only: bNadValue */
 } icc_params_t;
 
-/* Called while the card keeps asking for more time (at most once per request). */
+/* Called while the card keeps asking for more time (at most once per request).
+ * T=0 NULL bytes: the first of an exchange, then at most once per 200 ms
+ * (a card may send many per second); T=1: every S(WTX request). */
 typedef void (*icc_wait_hook_t)(void *ctx);
 
 /* Resets the module state; the card is left unpowered. */
@@ -76,6 +78,11 @@ void icc_power_off(void);
 
 /* Current transmission parameters (valid after power on). */
 icc_status_t icc_get_params(icc_params_t *out);
+
+/* The parameters the ATR proposes (TA1 Fi/Di, first offered protocol or the
+ * specific mode's, WI or BWI/CWI/IFSC/EDC, TC1): what a CCID reader with
+ * automatic parameter negotiation passes to icc_set_params. Valid after power on. */
+icc_status_t icc_params_from_atr(icc_params_t *out);
 
 /* Applies new parameters: if protocol or Fi/Di differ from the current ones,
  * performs PPS (§9) first; for T=1 the first exchange afterwards negotiates

@@ -58,6 +58,7 @@ static void usage(void)
     fputs("  card insert [PROFILE]\n"
           "  card remove\n"
           "  card info\n"
+          "  card fault mute|garbage|truncate   (tests: the card's next answer goes wrong)\n"
           "  unplug | plug\n"
           "  status\n"
           "  screen [--json]\n"
@@ -432,7 +433,7 @@ static pid_t spawn_card(const char *bin, char *const argv[])
 static int card_insert(const char *dir, const char *pki, const char *name)
 {
     char profile_dir[PATH_MAX], conf[PATH_MAX], bin[PATH_MAX], state[PATH_MAX];
-    char sock[PATH_MAX], log[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    char sock[PATH_MAX], log[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX], fault[PATH_MAX];
     static char conf_text[CONF_MAX];
 
     if (!ctl_profile_name_ok(name)) {
@@ -463,12 +464,13 @@ static int card_insert(const char *dir, const char *pki, const char *name)
     n = snprintf(tmp, sizeof tmp, "card-%s.state", name);
     if (n < 0 || (size_t)n >= sizeof tmp || !path_join(state, sizeof state, dir, tmp) ||
         !path_join(sock, sizeof sock, dir, "contacts.sock") ||
-        !path_join(log, sizeof log, dir, "card.log")) {
+        !path_join(log, sizeof log, dir, "card.log") ||
+        !path_join(fault, sizeof fault, dir, "card.fault")) {
         MSG("chemin trop long : %s", "path too long: %s", dir);
         return EXIT_USAGE;
     }
     const char *timing = getenv("CACHET_CARD_TIMING");
-    char *argv[12];
+    char *argv[14];
     size_t ac = 0;
     argv[ac++] = bin;
     argv[ac++] = "--profile";
@@ -481,6 +483,8 @@ static int card_insert(const char *dir, const char *pki, const char *name)
         argv[ac++] = "--timing";
     argv[ac++] = "--log";
     argv[ac++] = log;
+    argv[ac++] = "--fault-file";
+    argv[ac++] = fault;
     argv[ac] = NULL;
 
     pid_t pid = spawn_card(bin, argv);
@@ -516,6 +520,34 @@ static int card_insert(const char *dir, const char *pki, const char *name)
     stop_card(pid);
     forget_card(dir);
     return rc;
+}
+
+/* Arms a fault on the card's next answer (tests of the reader's error paths). */
+static int card_fault(const char *dir, const char *kind)
+{
+    if (strcmp(kind, "mute") != 0 && strcmp(kind, "garbage") != 0 &&
+        strcmp(kind, "truncate") != 0) {
+        usage();
+        return EXIT_USAGE;
+    }
+    pid_t pid = card_pid(dir);
+    char path[PATH_MAX];
+    if (pid <= 0) {
+        MSG("aucune carte dans le lecteur", "no card in the reader");
+        return EXIT_ERR;
+    }
+    if (!path_join(path, sizeof path, dir, "card.fault"))
+        return EXIT_USAGE;
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%s\n", kind) < 0 || fclose(f) != 0) {
+        MSG("impossible d'écrire %s", "cannot write %s", path);
+        return EXIT_ERR;
+    }
+    if (kill(pid, SIGUSR1) != 0) {
+        MSG("la carte (pid %ld) ne répond pas", "the card (pid %ld) does not answer", (long)pid);
+        return EXIT_ERR;
+    }
+    return EXIT_OK;
 }
 
 static int card_remove(const char *dir)
@@ -633,6 +665,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(sub, "remove") == 0 && argc == 3)
             return card_remove(dir);
+        if (strcmp(sub, "fault") == 0 && argc == 4)
+            return card_fault(dir, argv[3]);
         if (strcmp(sub, "info") == 0 && argc == 3)
             return card_info(dir, pki);
     }

@@ -41,6 +41,20 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
+/* Fault injection for the tests of the reader's error paths ("a card that
+ * sends garbage, stops mid-block or never answers"): SIGUSR1 makes the card
+ * read its fault file and apply that fault to its next answer. A reset or
+ * power-off heals it, as it would a real card's glitch. */
+static volatile sig_atomic_t g_fault_signal;
+
+static void on_fault_signal(int sig)
+{
+    (void)sig;
+    g_fault_signal = 1;
+}
+
+typedef enum { FAULT_NONE = 0, FAULT_MUTE, FAULT_GARBAGE, FAULT_TRUNCATE } fault_t;
+
 typedef struct {
     int fd;
     card_link_t *link;
@@ -51,6 +65,11 @@ typedef struct {
     unsigned rsa_ms, other_ms;
     FILE *log;
     const char *state_path;
+    const char *fault_path; /* --fault-file */
+    fault_t fault;          /* to apply to the next answer */
+    bool muted;             /* silent until the next reset */
+    uint64_t rx_since_emit; /* characters received since the card last wrote */
+    uint64_t apdus_since_activate;
 } sim_t;
 
 static void logf_(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -85,6 +104,7 @@ static void on_apdu(void *ctx, const uint8_t *c, size_t cl, const uint8_t *r, si
                     uint16_t sw)
 {
     sim_t *s = ctx;
+    s->apdus_since_activate++;
     if (!s->log)
         return;
     size_t mask = (size_t)-1;
@@ -155,9 +175,70 @@ static bool send_frame(sim_t *s, uint8_t kind, const uint8_t *p, size_t n)
     return write_all(s->fd, buf, 3 + n);
 }
 
+static void load_fault(sim_t *s)
+{
+    if (!g_fault_signal)
+        return;
+    g_fault_signal = 0;
+    char word[16] = "";
+    FILE *f = s->fault_path ? fopen(s->fault_path, "r") : NULL;
+    if (f) {
+        if (!fgets(word, sizeof word, f))
+            word[0] = '\0';
+        fclose(f);
+    }
+    word[strcspn(word, "\r\n")] = '\0';
+    s->fault = !strcmp(word, "mute")       ? FAULT_MUTE
+               : !strcmp(word, "garbage")  ? FAULT_GARBAGE
+               : !strcmp(word, "truncate") ? FAULT_TRUNCATE
+                                           : FAULT_NONE;
+    logf_(s, "fault armed: %s", word[0] ? word : "none");
+}
+
+/* Applies an armed fault to an answer; returns true when it replaced it. */
+static bool apply_fault(sim_t *s, const uint8_t *buf, size_t n, bool *ok)
+{
+    *ok = true;
+    if (s->muted)
+        return true;
+    fault_t f = s->fault;
+    s->fault = FAULT_NONE;
+    switch (f) {
+    case FAULT_MUTE:
+        logf_(s, "fault: mute until reset");
+        s->muted = true;
+        return true;
+    case FAULT_GARBAGE: {
+        uint8_t junk[FRAME_MAX];
+        size_t m = n < 8 ? 8 : (n > FRAME_MAX ? FRAME_MAX : n);
+        for (size_t i = 0; i < m; i++)
+            junk[i] = (uint8_t)(0xA5 ^ (i * 37));
+        logf_(s, "fault: %zu garbage characters instead of the answer", m);
+        *ok = send_frame(s, EV_IO, junk, m);
+        return true;
+    }
+    case FAULT_TRUNCATE:
+        logf_(s, "fault: answer cut after %zu of %zu characters, then mute", n / 2, n);
+        s->muted = true;
+        if (n / 2 > 0)
+            *ok = send_frame(s, EV_IO, buf, n / 2);
+        return true;
+    case FAULT_NONE:
+        break;
+    }
+    return false;
+}
+
 static bool on_emit(void *ctx, const uint8_t *buf, size_t n, card_delay_t delay)
 {
     sim_t *s = ctx;
+    bool fault_ok;
+    load_fault(s);
+    /* Faults hit answers to commands, never the ATR or a PPS exchange. */
+    bool answering = s->rx_since_emit > 0 && s->apdus_since_activate > 0;
+    s->rx_since_emit = 0;
+    if (answering && apply_fault(s, buf, n, &fault_ok))
+        return fault_ok;
     if (s->timing) {
         uint64_t hz = s->clock_hz ? s->clock_hz : DEFAULT_CLOCK_HZ;
         sleep_us(wire_us(s, s->rx_chars));
@@ -216,7 +297,10 @@ static bool read_all(int fd, uint8_t *b, size_t n)
 static bool activate(sim_t *s)
 {
     s->rx_chars = 0;
+    s->muted = false;
     logf_(s, "activate: ATR");
+    s->rx_since_emit = 0;
+    s->apdus_since_activate = 0;
     return card_link_activate(s->link);
 }
 
@@ -276,6 +360,7 @@ static int run(sim_t *s)
             if (!card_link_active(s->link))
                 break; /* not powered or in reset: characters are lost */
             s->rx_chars += n;
+            s->rx_since_emit += n;
             if (!card_link_rx(s->link, payload, n))
                 return g_stop ? 0 : 1;
             break;
@@ -294,7 +379,8 @@ static int run(sim_t *s)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cachet-card --profile DIR --socket PATH [--state FILE] [--timing] "
-               "[--log FILE]\n");
+               "[--log FILE] [--fault-file FILE]\n"
+               "  SIGUSR1: apply the fault named in FILE (mute, garbage, truncate) to the next answer\n");
 }
 
 int main(int argc, char **argv)
@@ -305,13 +391,15 @@ int main(int argc, char **argv)
         {"state", required_argument, NULL, 'S'},
         {"timing", no_argument, NULL, 't'},
         {"log", required_argument, NULL, 'l'},
+        {"fault-file", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *profile_dir = NULL, *sock_path = NULL, *state_path = NULL, *log_path = NULL;
+    const char *fault_path = NULL;
     bool timing = false;
     int c;
-    while ((c = getopt_long(argc, argv, "p:s:S:tl:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:s:S:tl:f:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             profile_dir = optarg;
@@ -327,6 +415,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             log_path = optarg;
+            break;
+        case 'f':
+            fault_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -408,7 +499,11 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_fault_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    s.fault_path = fault_path;
 
     int rc = 1;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};

@@ -24,4 +24,9 @@ void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES]);
 /* Next key pressed since the last call, or PORT_KEY_NONE. */
 port_key_t port_ui_key(void);
 
+/* Waits up to timeout_us for a key (PORT_KEY_NONE on timeout). Blocking: on the
+ * device it sleeps until the keypad interrupt; on board/posix it keeps serving
+ * the control channel meanwhile (screen and key commands). Not ISR-safe. */
+port_key_t port_ui_wait_key(uint32_t timeout_us);
+
 #endif

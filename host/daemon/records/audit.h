@@ -17,6 +17,10 @@
 
 typedef struct audit_log audit_log_t;
 
+/* Added by the records helper (additive). */
+#define AUDIT_LINE_MAX 65536u /* bytes of one line, its newline included */
+#define AUDIT_TAIL_MAX 10000u /* audit_tail returns at most this many entries */
+
 /* Opens (creates 0600) the log; repairs a head that lags one line behind
  * (a crash between the two writes). path NULL = $XDG_STATE_HOME/cachet/audit.log
  * (~/.local/state/cachet/audit.log). */
@@ -34,7 +38,20 @@ typedef struct {
     char reason[256];      /* what is wrong, for people */
 } audit_verify_result_t;
 
-/* Checks the whole chain and the head. Never modifies anything. */
+/* Checks the whole chain and the head. Never modifies anything. Returns out->ok.
+ * A log with exactly one line more than its head records (a crash between the
+ * line's fsync and the head's rename) is ok, with a note in reason; a missing
+ * line, an edited or reordered line, a truncated last line, a head ahead of the
+ * log are not. audit_open refuses such a log (it repairs only the lagging head,
+ * and drops an incomplete last line the head never recorded: an interrupted
+ * write whose caller was never told it succeeded). */
 bool audit_verify(const char *path, audit_verify_result_t *out);
+
+/* One line's envelope (the line's bytes, without the newline): a JSON object
+ * whose first keys are "seq" (integer >= 1), "time" (RFC 3339 UTC with
+ * milliseconds, "2025-01-31T12:34:56.789Z") and "prev" (64 lower-case hex
+ * digits). Used by the verifier; exposed for its fuzz target. reason may be NULL. */
+bool audit_parse_line(const char *line, size_t len, uint64_t *seq, uint8_t prev[32], char *reason,
+                      size_t reason_cap);
 
 #endif

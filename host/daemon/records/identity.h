@@ -36,13 +36,23 @@ typedef struct {
     char chain_detail[256];   /* OpenSSL's reason, for people */
     int auth_cert;            /* index in the certificate array, -1 if none */
     int sign_cert;
+    /* Added by the records helper (additive): the rest of the holder subject. */
+    char state[128];          /* ST, on staff cards ("" if absent) */
+    char country[8];          /* C, "FR" */
 } identity_t;
 
 /* Loads a PEM bundle of trust anchors (+ optional intermediates) into a store. */
 X509_STORE *identity_trust_load(const char *roots_pem, char *err, size_t err_cap);
 
-/* Fills *out from the card's certificates. Certificates whose role is 0 serve
- * as untrusted intermediates. now: the time to check validity at (0 = now).
+/* Fills *out from the card's certificates. The holder fields come from the
+ * authentication certificate (the signature certificate if there is none).
+ * card_type is a heuristic (spec/domain.md leaves the profession/card-type OIDs
+ * unconfirmed): a subject with a structure (O or OU) and a CN "<structure
+ * id>/<card id>" is a staff card, CPA if the card id starts with "CPA", else
+ * CPE; otherwise a title mentioning a student ("Etudiant", "Étudiant") is CPF;
+ * everything else is CPS. Untrusted text is copied as UTF-8 (truncated on a
+ * character boundary, control characters replaced by '?'). Certificates whose
+ * role is 0 serve as untrusted intermediates. now: the time to check validity at (0 = now).
  * Returns false only if no holder certificate could be parsed. */
 bool identity_from_certs(const card_cert_t *certs, size_t n, X509_STORE *trust, time_t now,
                          identity_t *out);

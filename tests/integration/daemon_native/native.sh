@@ -94,6 +94,18 @@ echo "   BENCH native steady-state signature: apdus=$apdus bytes_sent=$(value se
      "card_line_chars=$(( $(value chars_sent "$l1") - $(value chars_sent "$l0") + $(value chars_recv "$l1") - $(value chars_recv "$l0") ))" \
      "protocol=$(value protocol "$l1")"
 
+step "another client resets the card: the next signature says pin-required, no retry"
+if command -v opensc-tool >/dev/null; then
+  out=$(probe bind verify:"$pin" expect:ok sign:sign:sha256:"$work/h256":"$work/s-r0" expect:ok \
+          run:"opensc-tool --reset warm >/dev/null 2>&1" \
+          stats-reset sign:sign:sha256:"$work/h256":"$work/s-r1" expect:pin-required stats \
+          verify:"$pin" expect:ok sign:sign:sha256:"$work/h256":"$work/s-r2" expect:ok) ||
+    { echo "$out" >&2; fail "reset by another client"; }
+  expect_match "$out" "^stats apdus=0 " "nothing sent to a card that lost its PIN state"
+else
+  echo "   (opensc-tool missing: skipped)"
+fi
+
 # watch_then EVENT CMD...: arms the backend's wait_event, runs CMD, prints the
 # milliseconds between the moment just before CMD and the event.
 watch_then() {

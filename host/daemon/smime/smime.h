@@ -12,7 +12,9 @@
 
 #include <openssl/x509.h>
 
-#define SMIME_DEFAULT_MAX_SIZE (10u * 1024u * 1024u + 512u * 1024u) /* 10 MB + headers */
+/* 10 MB of attachments once base64-encoded (x 4/3, plus CRLF every 76
+ * characters: ~14.4 MB) + text and headers */
+#define SMIME_DEFAULT_MAX_SIZE (15u * 1024u * 1024u)
 
 typedef enum {
     SMIME_OK = 0,
@@ -36,7 +38,7 @@ typedef struct {
     char from[256];
     char to[1024];
     char subject[512];
-    size_t attachment_count;
+    size_t attachment_count; /* entries filled in attachments[], at most SMIME_SUMMARY_ATTACH_MAX */
     struct {
         char name[128];
         uint64_t size; /* decoded bytes */
@@ -78,7 +80,13 @@ typedef struct {
     char detail[256];
 } smime_verify_result_t;
 
-/* Verifies a signed message read from in_fd against trust. */
+/* Verifies a signed message read from in_fd against trust. Returns SMIME_OK
+ * only when the signature, the chain (purpose S/MIME signing) and the From
+ * address all check. SMIME_ERR_SIGNER_MISMATCH: signature and chain are good
+ * (signed_ok is true) but From is not the certificate's address.
+ * SMIME_ERR_UNTRUSTED: the signature is good, the signer fields are filled,
+ * the chain is not (see detail). Multipart/signed is streamed (bounded
+ * memory); an opaque application/pkcs7-mime is read whole (max_size). */
 smime_status_t smime_verify(int in_fd, size_t max_size, X509_STORE *trust,
                             smime_verify_result_t *out);
 

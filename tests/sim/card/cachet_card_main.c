@@ -262,6 +262,9 @@ static bool on_emit(void *ctx, const uint8_t *buf, size_t n, card_delay_t delay)
             }
         }
         sleep_us(wire_us(s, n));
+        /* Pulled out while computing or sending: a removed card says nothing. */
+        if (g_stop)
+            return false;
     }
     return send_frame(s, EV_IO, buf, n);
 }

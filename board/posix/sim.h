@@ -68,9 +68,33 @@ bool sim_control_open(const char *dir);
 void sim_control_close(void);
 size_t sim_control_pollfds(struct pollfd *fds, size_t cap);
 bool sim_control_handle(const struct pollfd *fds, size_t n);
+/* --auto-confirm: OK is pressed by itself on every confirm-signature screen. */
+void sim_control_set_auto_confirm(bool on);
+/* app_poll(), except while the firmware is blocked in port_ui_wait_key: the
+ * socket handlers that run meanwhile (control channel, card contacts) must
+ * not re-enter the firmware; the main loop polls once the wait is over. */
+void sim_app_poll(void);
+
+/* ---- sim_capture.c: --capture FILE, every frame of the USB cable. ---- */
+/* Opens (truncates) path, mode 0600. false (errno set) on error. */
+bool sim_capture_open(const char *path);
+void sim_capture_close(void);
+/* Appends one whole cable frame (header + payload, docs/simulation.md §1),
+ * either direction: the header's kind tells which. */
+void sim_capture_frame(const uint8_t *frame, size_t len);
+
+/* ---- sim_flash.c: port_flash over a file (--flash FILE, default DIR/flash.bin). ---- */
+/* Opens (creating it erased when missing) the flash file. false (errno set) on error. */
+bool sim_flash_open(const char *path);
+void sim_flash_close(void);
 
 /* ---- sim_loop.c ---- */
 /* The whole program (cachet-sim's main). Returns the exit status. */
 int sim_run(int argc, char **argv);
+/* ppoll() with SIGTERM/SIGINT deliverable (as in the main loop), for waits
+ * outside it. */
+int sim_ppoll(struct pollfd *fds, size_t n, uint64_t timeout_us);
+/* True once SIGTERM/SIGINT asked cachet-sim to stop. */
+bool sim_stopping(void);
 
 #endif

@@ -1,7 +1,9 @@
 /* sim_control: the control channel of the posix board (docs/simulation.md §3),
  * a test-only text protocol on a 0600 socket whose peers must have our uid:
  * status, plug/unplug, screen, key. Also implements port_ui.h: the display is
- * what `screen` reads back, the keypad is what `key` queues. */
+ * what `screen` reads back, the keypad is what `key` queues, and
+ * port_ui_wait_key keeps serving this channel (and the card contacts, so a
+ * removal is seen) while the firmware waits for the holder. */
 #include "sim.h"
 #include "sim_proto.h"
 
@@ -41,6 +43,7 @@ static char ui_lines[PORT_UI_LINES][UI_LINE_MAX];
 static port_key_t ui_keys[UI_KEYS_MAX];
 static size_t ui_keys_head;
 static size_t ui_keys_len;
+static bool ui_waiting; /* the firmware is blocked in port_ui_wait_key */
 
 _Static_assert(UI_LINE_MAX > 4 * PORT_UI_COLUMNS, "a display line fits in UTF-8");
 /* Stored texts are sanitized (no control characters), so JSON escaping at most
@@ -208,7 +211,7 @@ static bool run_command(ctl_client_t *c, const char *line)
         sim_log(SIM_LOG_WARN, "control: write: %s", strerror(errno));
         return false;
     }
-    app_poll();
+    sim_app_poll();
     return true;
 }
 
@@ -289,6 +292,16 @@ bool sim_control_handle(const struct pollfd *fds, size_t n)
     return event;
 }
 
+/* --auto-confirm (trust): a simulated holder who presses OK on every
+ * confirm-signature screen, for tests written before the gate existed. The
+ * firmware still asks (ui_confirm); only the key comes by itself. */
+static bool ui_auto_confirm;
+
+void sim_control_set_auto_confirm(bool on)
+{
+    ui_auto_confirm = on;
+}
+
 void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES])
 {
     sim_text_sanitize(ui_name, sizeof ui_name, name != NULL ? name : "");
@@ -297,6 +310,8 @@ void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES])
                           lines != NULL && lines[i] != NULL ? lines[i] : "");
     ui_shown = true;
     sim_log(SIM_LOG_INFO, "ui: screen %s", ui_name);
+    if (ui_auto_confirm && strcmp(ui_name, "confirm-signature") == 0 && key_push(PORT_KEY_OK))
+        sim_log(SIM_LOG_WARN, "ui: auto-confirm pressed OK");
 }
 
 port_key_t port_ui_key(void)
@@ -306,5 +321,52 @@ port_key_t port_ui_key(void)
     port_key_t k = ui_keys[ui_keys_head];
     ui_keys_head = (ui_keys_head + 1) % UI_KEYS_MAX;
     ui_keys_len--;
+    return k;
+}
+
+void sim_app_poll(void)
+{
+    if (!ui_waiting)
+        app_poll();
+}
+
+#define UI_WAIT_FDS 16
+
+port_key_t port_ui_wait_key(uint32_t timeout_us)
+{
+    port_key_t k = port_ui_key();
+    if (k != PORT_KEY_NONE || ui_waiting)
+        return k; /* (never nested: the firmware is single-threaded) */
+    uint64_t deadline = sim_now_us() + timeout_us;
+    bool present = port_icc_present();
+    ui_waiting = true;
+    for (;;) {
+        if (sim_stopping()) {
+            /* SIGTERM while the holder is asked: end the question at once. */
+            k = PORT_KEY_CANCEL;
+            break;
+        }
+        uint64_t now = sim_now_us();
+        if (now >= deadline)
+            break;
+        struct pollfd fds[UI_WAIT_FDS];
+        size_t ni = sim_icc_pollfds(fds, 2);
+        size_t nc = sim_control_pollfds(fds + ni, UI_WAIT_FDS - ni);
+        int r = sim_ppoll(fds, ni + nc, deadline - now);
+        if (r < 0 && errno != EINTR) {
+            sim_log(SIM_LOG_ERROR, "ui: poll: %s", strerror(errno));
+            break;
+        }
+        if (r > 0) {
+            (void)sim_icc_handle(fds, ni);
+            (void)sim_control_handle(fds + ni, nc);
+        }
+        k = port_ui_key();
+        if (k != PORT_KEY_NONE)
+            break;
+        if (port_icc_present() != present)
+            break; /* let the firmware look at the slot (its wait hook) */
+    }
+    ui_waiting = false;
     return k;
 }

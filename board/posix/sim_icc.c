@@ -201,7 +201,7 @@ bool sim_icc_handle(const struct pollfd *fds, size_t n)
         event = true;
     }
     if (event)
-        app_poll(); /* presence may have changed */
+        sim_app_poll(); /* presence may have changed */
     return event;
 }
 

@@ -20,6 +20,7 @@
 #define SIM_POLLFDS_MAX 16
 
 static volatile sig_atomic_t sim_stop;
+static sigset_t sim_unblocked; /* the signal mask inside ppoll */
 
 static void on_signal(int sig)
 {
@@ -29,6 +30,7 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fputs("usage: cachet-sim --dir DIR [--log FILE] [--unplugged] [--verbose|--trace-data]\n"
+          "                  [--capture FILE] [--flash FILE] [--auto-confirm]\n"
           "  Runs the Cachet appliance firmware on the simulated board.\n"
           "  DIR/usb.sock       virtual USB cable (host side: drivers/ifd sock:PATH)\n"
           "  DIR/contacts.sock  card contacts (cachet-card connects)\n"
@@ -36,7 +38,14 @@ static void usage(FILE *out)
           "  DIR/cachet-sim.pid written once the sockets listen\n"
           "  --unplugged        start detached from USB (until `plug`)\n"
           "  --verbose          debug log (events and transfer sizes)\n"
-          "  --trace-data       debug log with the bytes (may show PINs: tests only)\n",
+          "  --trace-data       debug log with the bytes (may show PINs: tests only)\n"
+          "  --capture FILE     write every USB cable frame, both directions, to FILE\n"
+          "                     (docs/simulation.md §1 framing; tests check that no PIN\n"
+          "                     crosses the cable)\n"
+          "  --flash FILE       the appliance's flash (device key, receipt counter);\n"
+          "                     default DIR/flash.bin, created erased when missing\n"
+          "  --auto-confirm     press OK by itself on every signature confirmation\n"
+          "                     (tests written before the gate; never for real use)\n",
           out);
 }
 
@@ -60,12 +69,25 @@ static bool write_pid_file(const char *path)
     return true;
 }
 
+bool sim_stopping(void)
+{
+    return sim_stop != 0;
+}
+
+int sim_ppoll(struct pollfd *fds, size_t n, uint64_t timeout_us)
+{
+    struct timespec ts = {.tv_sec = (time_t)(timeout_us / 1000000u),
+                          .tv_nsec = (long)(timeout_us % 1000000u) * 1000L};
+    return ppoll(fds, (nfds_t)n, &ts, &sim_unblocked);
+}
+
 static void run_loop(void)
 {
     sigset_t unblocked;
     sigprocmask(SIG_SETMASK, NULL, &unblocked);
     sigdelset(&unblocked, SIGTERM);
     sigdelset(&unblocked, SIGINT);
+    sim_unblocked = unblocked;
 
     uint64_t next_poll = sim_now_us() + APP_POLL_PERIOD_US;
     while (!sim_stop) {
@@ -105,24 +127,32 @@ int sim_run(int argc, char **argv)
         {"unplugged", no_argument, NULL, 'u'},
         {"verbose", no_argument, NULL, 'v'},
         {"trace-data", no_argument, NULL, 't'},
+        {"capture", required_argument, NULL, 'c'},
+        {"flash", required_argument, NULL, 'f'},
+        {"auto-confirm", no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
     const char *log_path = NULL;
+    const char *capture_path = NULL;
+    const char *flash_path = NULL;
     bool plugged = true;
     bool verbose = false;
     bool trace = false;
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:l:uvth", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:l:uvtc:f:ah", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'l': log_path = optarg; break;
         case 'u': plugged = false; break;
         case 'v': verbose = true; break;
         case 't': trace = true; break;
+        case 'c': capture_path = optarg; break;
+        case 'f': flash_path = optarg; break;
+        case 'a': sim_control_set_auto_confirm(true); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -136,8 +166,25 @@ int sim_run(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
+    if (capture_path != NULL && !sim_capture_open(capture_path)) {
+        sim_log(SIM_LOG_ERROR, "cannot open the capture %s: %s", capture_path, strerror(errno));
+        sim_log_close();
+        return 1;
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         sim_log(SIM_LOG_ERROR, "cannot create %s: %s", dir, strerror(errno));
+        sim_log_close();
+        return 1;
+    }
+    /* The flash (device key, receipt counter) before the firmware boots. */
+    char flash_default[600];
+    int fl = snprintf(flash_default, sizeof flash_default, "%s/flash.bin", dir);
+    if (flash_path == NULL && fl > 0 && (size_t)fl < sizeof flash_default)
+        flash_path = flash_default;
+    if (flash_path == NULL || !sim_flash_open(flash_path)) {
+        sim_log(SIM_LOG_ERROR, "cannot open the flash file %s: %s",
+                flash_path ? flash_path : "(path too long)", strerror(errno));
+        sim_capture_close();
         sim_log_close();
         return 1;
     }
@@ -148,6 +195,9 @@ int sim_run(int argc, char **argv)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigprocmask(SIG_BLOCK, &block, NULL);
+    sigprocmask(SIG_SETMASK, NULL, &sim_unblocked);
+    sigdelset(&sim_unblocked, SIGTERM);
+    sigdelset(&sim_unblocked, SIGINT);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -184,6 +234,8 @@ int sim_run(int argc, char **argv)
     sim_control_close();
     sim_icc_close();
     sim_usb_close();
+    sim_capture_close();
+    sim_flash_close();
     sim_log(SIM_LOG_INFO, "stopped");
     sim_log_close();
     return rc;

@@ -52,7 +52,7 @@ static void cable_drop(const char *why)
     usb_broken = false;
     usb_setup_pending = false;
     usb_on_detach();
-    app_poll();
+    sim_app_poll();
 }
 
 void sim_usb_close(void)
@@ -121,7 +121,7 @@ static void on_accept(void)
     usb_setup_pending = false;
     sim_log(SIM_LOG_INFO, "usb: cable connected (bus reset)");
     usb_on_reset();
-    app_poll();
+    sim_app_poll();
 }
 
 static void dispatch(const sim_usb_hdr_t *h, const uint8_t *payload)
@@ -166,10 +166,11 @@ static void process_rx(void)
             cable_drop("bad frame");
             return;
         }
+        sim_capture_frame(usb_rx + off, flen);
         dispatch(&h, payload);
         off += flen;
         if (!usb_broken)
-            app_poll();
+            sim_app_poll();
     }
     if (usb_broken) {
         cable_drop("write to host failed");
@@ -226,6 +227,7 @@ static port_status_t send_frame(uint8_t kind, uint8_t ep, uint16_t status,
     sim_usb_hdr_encode(usb_tx, &h);
     if (len > 0)
         memcpy(usb_tx + SIM_USB_HDR_LEN, data, len);
+    sim_capture_frame(usb_tx, SIM_USB_HDR_LEN + len);
     if (!sim_sock_write_all(usb_fd, usb_tx, SIM_USB_HDR_LEN + len,
                             USB_WRITE_TIMEOUT_MS)) {
         sim_log(SIM_LOG_WARN, "usb: write to host: %s", strerror(errno));

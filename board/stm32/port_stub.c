@@ -120,3 +120,11 @@ port_key_t port_ui_key(void)
 {
     return PORT_KEY_NONE;
 }
+
+port_key_t port_ui_wait_key(uint32_t timeout_us)
+{
+    /* No keypad yet (it will sleep until the keypad EXTI interrupt): nobody
+     * ever answers, so a question ends by its time-out. */
+    (void)timeout_us;
+    return PORT_KEY_NONE;
+}

@@ -19,10 +19,13 @@
 #include "ifd_chan.h"
 #include "ifd_features.h"
 #include "ifd_rdr.h"
+#include "ifd_secure.h"
 
 /* Default device for the numeric IFDHCreateChannel (USB 2.0 VID/PID of the
  * appliance, placeholder from pid.codes). */
 #define DEFAULT_DEVICENAME "usb:1209:cac7"
+#define IFD_CACHET_VID 0x1209u
+#define IFD_CACHET_PID 0xCAC7u
 
 _Static_assert(IFD_IOCTL_GET_FEATURE_REQUEST == CM_IOCTL_GET_FEATURE_REQUEST, "part 10 code");
 _Static_assert(IFD_FEATURE_GET_TLV_PROPERTIES == FEATURE_GET_TLV_PROPERTIES, "part 10 tag");
@@ -556,20 +559,73 @@ RESPONSECODE IFDHICCPresence(DWORD Lun)
 /* ---- SCardControl --------------------------------------------------------- */
 
 /* Secure PIN entry (PC/SC part 10 FEATURE_VERIFY_PIN_DIRECT /
- * MODIFY_PIN_DIRECT → PC_to_RDR_Secure, CCID §6.1.11): offered only when the
- * descriptor's bPINSupport says so; the PIN_VERIFY/PIN_MODIFY structures are
- * translated here by a later issue. io held. */
+ * MODIFY_PIN_DIRECT → PC_to_RDR_Secure, CCID §6.1.11), offered only when the
+ * descriptor's bPINSupport says so (IFDHControl). The holder types on the
+ * appliance, which keeps us waiting with time extensions (§6.2.7, each one
+ * restarts the timeout); the timeout still covers every entry in full for a
+ * reader that sends none. The answer is the card's response APDU; bError
+ * PIN_CANCELLED / PIN_TIMEOUT become the part 10 status words 64 01 / 64 00,
+ * as libccid does. The PIN itself never reaches this host. io held. */
+#define IFD_SECURE_DEFAULT_TIMEOUT_S 30u
+#define IFD_SECURE_MARGIN_MS 15000u
 static RESPONSECODE secure_pin(ifd_chan_t *ch, uint8_t feature, const uint8_t *tx, size_t txlen,
                                uint8_t *rx, size_t rxcap, DWORD *got)
 {
-    (void)ch;
-    (void)feature;
-    (void)tx;
-    (void)txlen;
-    (void)rx;
-    (void)rxcap;
-    (void)got;
-    return IFD_ERROR_NOT_SUPPORTED;
+    uint8_t data[IFD_MSG_MAX];
+    size_t n = 0;
+    ifd_secure_info_t info;
+    size_t cap = ch->ccid.max_msg > IFD_CCID_HEADER ? ch->ccid.max_msg - IFD_CCID_HEADER : 0;
+    if (cap > sizeof data)
+        cap = sizeof data;
+    ifd_st_t st = ifd_secure_translate(feature, tx, txlen, data, cap, &n, &info);
+    if (st != IFD_ST_OK) {
+        ifd_log("%s: %s PIN structure refused (%s)", ch->name,
+                feature == IFD_FEATURE_VERIFY_PIN_DIRECT ? "verify" : "modify", ifd_st_name(st));
+        return IFD_ERROR_NOT_SUPPORTED;
+    }
+    uint32_t per_entry_ms =
+        (uint32_t)(info.timeout_s ? info.timeout_s : IFD_SECURE_DEFAULT_TIMEOUT_S) * 1000u;
+    uint32_t timeout_ms = per_entry_ms * (uint32_t)info.entries + IFD_SECURE_MARGIN_MS;
+    uint8_t spec[3] = {0, 0, 0}; /* bBWI 0, wLevelParameter 0: short APDU level */
+    ifd_rdr_msg_t r;
+    st = ifd_chan_command(ch, IFD_PC_SECURE, spec, data, n, timeout_ms, &r);
+    memset(data, 0, sizeof data);
+    if (st != IFD_ST_OK)
+        return transport_rc(st);
+    if (r.cmd_status == IFD_CMD_FAILED) {
+        switch (r.error) {
+        case IFD_ERR_PIN_CANCELLED:
+        case IFD_ERR_PIN_TIMEOUT:
+            if (rxcap < 2)
+                return IFD_ERROR_INSUFFICIENT_BUFFER;
+            rx[0] = 0x64;
+            rx[1] = r.error == IFD_ERR_PIN_CANCELLED ? 0x01 : 0x00;
+            *got = 2;
+            return IFD_SUCCESS;
+        case IFD_ERR_CMD_NOT_SUPPORTED:
+            return IFD_ERROR_NOT_SUPPORTED;
+        case IFD_ERR_ICC_MUTE:
+            if (r.icc_status == IFD_ICC_ABSENT) {
+                ifd_chan_forget_card(ch);
+                ifd_chan_kick(ch);
+                return IFD_ICC_NOT_PRESENT;
+            }
+            return IFD_COMMUNICATION_ERROR;
+        default:
+            if (r.error >= 1 && r.error <= 127)
+                ifd_log("%s: Secure: the reader refused the field at offset %u", ch->name,
+                        (unsigned)r.error);
+            else
+                ifd_log("%s: Secure: %s", ch->name, ifd_rdr_error_name(r.error));
+            return IFD_COMMUNICATION_ERROR;
+        }
+    }
+    if (r.data_len > rxcap)
+        return IFD_ERROR_INSUFFICIENT_BUFFER;
+    if (r.data_len)
+        memcpy(rx, r.data, r.data_len);
+    *got = (DWORD)r.data_len;
+    return IFD_SUCCESS;
 }
 
 /* CCID Escape (§6.1.8), allowed only by the "escape" driver option. io held. */
@@ -620,7 +676,13 @@ RESPONSECODE IFDHControl(DWORD Lun, DWORD dwControlCode, PUCHAR TxBuffer, DWORD 
         rc = n ? IFD_SUCCESS : IFD_ERROR_INSUFFICIENT_BUFFER;
         *pdwBytesReturned = (DWORD)n;
     } else if (dwControlCode == IFD_IOCTL_FEATURE(IFD_FEATURE_GET_TLV_PROPERTIES)) {
-        ifd_pin_limits_t pin = {0, 0}; /* unknown until secure PIN entry exists */
+        /* The appliance's keypad takes PINs of 4 to 12 digits (ISO 9564-1);
+         * for another reader the limits are unknown and left out. */
+        ifd_pin_limits_t pin = {0, 0};
+        if (d->pin_support && ch->info.vid == IFD_CACHET_VID && ch->info.pid == IFD_CACHET_PID) {
+            pin.min_pin = 4;
+            pin.max_pin = 12;
+        }
         size_t n = ifd_features_tlv_properties(&ch->info, escape_ok, &pin, rx, cap);
         rc = n ? IFD_SUCCESS : IFD_ERROR_INSUFFICIENT_BUFFER;
         *pdwBytesReturned = (DWORD)n;

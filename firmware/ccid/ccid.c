@@ -13,9 +13,11 @@
  * core from inside a blocking call) is failed with CMD_SLOT_BUSY (§6.2.6). */
 #include "ccid.h"
 #include "ccid_msg.h"
+#include "ccid_secure.h"
 
 #include "fw_util.h"
 #include "icc.h"
+#include "ui.h"
 #include "port_time.h"
 #include "port_usb.h"
 
@@ -57,9 +59,30 @@ typedef struct {
                 uint8_t *error);
 } ccid_escape_cmd_t;
 
+/* Vendor hooks (ccid.h), installed by app; NULL: a plain reader. */
+static const ccid_vendor_hooks_t *ccid_vendor;
+
+/* The Cachet vendor commands (firmware/gate, docs/appliance.md). */
+static bool ccid_escape_vendor(const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
+                               size_t *out_len, uint8_t *error)
+{
+    if (ccid_vendor == NULL || ccid_vendor->escape == NULL) {
+        *error = CCID_ERR_CMD_NOT_SUPPORTED;
+        return false;
+    }
+    return ccid_vendor->escape(in, in_len, out, cap, out_len, error);
+}
+
 static const ccid_escape_cmd_t ccid_escape_cmds[] = {
-    {0x00, NULL}, /* no vendor command yet: every Escape is CMD_NOT_SUPPORTED */
+    {CCID_ESCAPE_VENDOR_CLASS, ccid_escape_vendor},
 };
+
+/* The card is reset, powered off or gone: the vendor layer forgets it. */
+static void ccid_vendor_card_reset(void)
+{
+    if (ccid_vendor != NULL && ccid_vendor->card_reset != NULL)
+        ccid_vendor->card_reset();
+}
 
 typedef void (*ccid_handler_t)(const ccid_msg_t *m);
 
@@ -236,6 +259,7 @@ static void ccid_h_power_on(const ccid_msg_t *m)
         return;
     }
     size_t n = 0;
+    ccid_vendor_card_reset(); /* cold or warm reset: the card forgets its state */
     icc_status_t st = icc_power_on(ccid.rsp + CCID_HEADER_LEN, ICC_ATR_MAX, &n);
     if (st != ICC_OK) {
         ccid_fail(m, ccid_icc_error(st, 0));
@@ -255,6 +279,7 @@ static void ccid_h_power_on(const ccid_msg_t *m)
 static void ccid_h_power_off(const ccid_msg_t *m)
 {
     icc_power_off();
+    ccid_vendor_card_reset();
     ccid.defaults_valid = false;
     ccid_respond(m, CCID_CMD_OK, 0, ccid_clock_status(), 0);
 }
@@ -273,8 +298,14 @@ static void ccid_h_xfr_block(const ccid_msg_t *m)
     if (ccid_fail_unless_active(m))
         return;
     size_t n = 0;
-    icc_status_t st =
-        icc_transceive(m->data, m->data_len, ccid.rsp + CCID_HEADER_LEN, CCID_RSP_DATA_MAX, &n);
+    /* Through the gate when there is one (it may wait for the holder). */
+    icc_status_t st = ccid_vendor != NULL && ccid_vendor->xfr != NULL
+                          ? ccid_vendor->xfr(m->data, m->data_len, ccid.rsp + CCID_HEADER_LEN,
+                                             CCID_RSP_DATA_MAX, &n)
+                          : icc_transceive(m->data, m->data_len, ccid.rsp + CCID_HEADER_LEN,
+                                           CCID_RSP_DATA_MAX, &n);
+    if (ccid.state != CCID_STATE_BUSY)
+        return; /* a bus reset arrived while it waited: nobody to answer */
     if (st != ICC_OK) {
         ccid_fail(m, ccid_icc_error(st, CCID_OFF_DATA));
         return;
@@ -374,11 +405,30 @@ static void ccid_h_icc_clock(const ccid_msg_t *m)
     ccid_respond(m, CCID_CMD_OK, 0, ccid_clock_status(), 0);
 }
 
-/* §6.1.10 T0APDU, §6.1.11 Secure (bPINSupport 0), §6.1.12 Mechanical
- * (dwMechanical 0): not supported. */
+/* §6.1.10 T0APDU, §6.1.12 Mechanical (dwMechanical 0): not supported. */
 static void ccid_h_not_supported(const ccid_msg_t *m)
 {
     ccid_fail(m, CCID_ERR_CMD_NOT_SUPPORTED);
+}
+
+/* §6.1.11 Secure: PIN verification/modification on the keypad (bPINSupport
+ * 03, ccid_secure.c). The holder may take long: the ui wait hook sends time
+ * extensions meanwhile. A bus reset during the entry leaves no one to answer. */
+static void ccid_h_secure(const ccid_msg_t *m)
+{
+    if (ccid_fail_unless_active(m))
+        return;
+    size_t n = 0;
+    uint8_t error = CCID_ERR_HW_ERROR;
+    bool ok = ccid_secure_run(m->data, m->data_len, ccid.rsp + CCID_HEADER_LEN,
+                              CCID_RSP_DATA_MAX, &n, &error);
+    if (ccid.state != CCID_STATE_BUSY)
+        return;
+    if (!ok) {
+        ccid_fail(m, error);
+        return;
+    }
+    ccid_respond(m, CCID_CMD_OK, 0, 0, n);
 }
 
 /* §6.1.14 SetDataRateAndClockFrequency: the clock is fixed and the data rate
@@ -413,7 +463,7 @@ static const struct {
     {CCID_PC_TO_RDR_ESCAPE, ccid_h_escape},
     {CCID_PC_TO_RDR_ICC_CLOCK, ccid_h_icc_clock},
     {CCID_PC_TO_RDR_T0APDU, ccid_h_not_supported},
-    {CCID_PC_TO_RDR_SECURE, ccid_h_not_supported},
+    {CCID_PC_TO_RDR_SECURE, ccid_h_secure},
     {CCID_PC_TO_RDR_MECHANICAL, ccid_h_not_supported},
     {CCID_PC_TO_RDR_SET_DATA_RATE_CLK, ccid_h_set_rate_clock},
     /* PC_to_RDR_Abort is a transition of ccid_step, not a handler. */
@@ -535,6 +585,16 @@ static void ccid_wait_hook(void *ctx)
     ccid_send(ccid.aux, CCID_HEADER_LEN);
 }
 
+/* ui calls this about once a second while the holder types a PIN or reads a
+ * confirmation: a time extension as above, and the wait ends early when its
+ * command is gone (bus reset, unplug) or the card left. */
+static void ccid_ui_wait_hook(void *ctx)
+{
+    ccid_wait_hook(ctx);
+    if (ccid.state != CCID_STATE_BUSY || !icc_present())
+        ui_abort();
+}
+
 /* ---- interrupt pipe (§6.3.1) ---- */
 
 static void ccid_notify_flush(void)
@@ -554,6 +614,7 @@ void ccid_init(void)
 {
     fw_memset(&ccid, 0, sizeof ccid);
     icc_set_wait_hook(ccid_wait_hook, NULL);
+    ui_set_wait_hook(ccid_ui_wait_hook, NULL);
 }
 
 void ccid_on_reset(void)
@@ -565,6 +626,7 @@ void ccid_on_reset(void)
     /* A new host session starts with the card unpowered (no PIN state kept
      * across a bus reset or an unplug, as on a bus-powered reader). */
     icc_power_off();
+    ccid_vendor_card_reset();
     ccid.defaults_valid = false;
 }
 
@@ -634,10 +696,16 @@ void ccid_slot_changed(bool present)
 {
     if (!present) {
         icc_power_off(); /* removal deactivates the slot */
+        ccid_vendor_card_reset();
         ccid.defaults_valid = false;
     }
     ccid.notify_pending = true;
     ccid_notify_flush();
+}
+
+void ccid_set_vendor_hooks(const ccid_vendor_hooks_t *hooks)
+{
+    ccid_vendor = hooks;
 }
 
 void ccid_poll(void)

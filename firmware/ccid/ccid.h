@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "icc.h"
 #include "usb.h"
 
 /* Endpoints of the CCID interface (§3: bulk OUT, bulk IN, interrupt IN). */
@@ -51,5 +52,23 @@ void ccid_slot_changed(bool present);
 /* Retries a notification the interrupt pipe did not take. Never blocks
  * beyond port_usb_write's own bound. */
 void ccid_poll(void);
+
+/* ---- vendor hooks (issue 5: the gate, firmware/gate) ----
+ * Installed by app after ccid_init; NULL (the default) or a NULL member keeps
+ * the plain reader. xfr replaces icc_transceive for PC_to_RDR_XfrBlock (same
+ * contract; it may block while the holder decides: the ui wait hook sends
+ * time extensions). escape runs PC_to_RDR_Escape whose abData[0] is
+ * CCID_ESCAPE_VENDOR_CLASS, with in = abData + 1 (contract of the Escape
+ * table in ccid.c). card_reset is told whenever the card is reset, powered
+ * off or removed, and on bus reset. */
+#define CCID_ESCAPE_VENDOR_CLASS 0xCAu
+typedef struct {
+    icc_status_t (*xfr)(const uint8_t *capdu, size_t clen, uint8_t *rapdu, size_t rcap,
+                        size_t *rlen);
+    bool (*escape)(const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len,
+                   uint8_t *error);
+    void (*card_reset)(void);
+} ccid_vendor_hooks_t;
+void ccid_set_vendor_hooks(const ccid_vendor_hooks_t *hooks);
 
 #endif

@@ -63,8 +63,8 @@ static const uint8_t ccid_config_desc[CCID_CONFIG_LEN] = {
     LE32(CCID_MAX_MESSAGE_LEN),    /* dwMaxCCIDMessageLength */
     0xFF,                          /* bClassGetResponse: echo the APDU's class */
     0xFF,                          /* bClassEnvelope: echo the APDU's class */
-    LE16(0x0000u),                 /* wLcdLayout: none until the UI exists */
-    0x00,                          /* bPINSupport: none until secure PIN entry */
+    LE16(0x0415u),                 /* wLcdLayout: 4 lines of 21 characters */
+    0x03,                          /* bPINSupport: verification and modification */
     1,                             /* bMaxCCIDBusySlots */
     /* Endpoints (§9.6.6), in the order of CCID §3. */
     7, 0x05, CCID_EP_BULK_OUT, 0x02, LE16(64u), 0,

@@ -4,6 +4,7 @@
 # hang), unplugging the appliance makes the reader unavailable, plugging it back
 # brings it back with the card usable.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gate_lib.sh"
 
 # watch_then WANT CMD...: arms a PC/SC status-change wait, runs CMD, prints the
 # milliseconds between the moment just before CMD and the event.
@@ -47,6 +48,8 @@ before=$(card_apdus)
 pcsc-probe apdu "0020000104$pin_hex" "002241B6068401818001 42" "002A9E9A20${hash}00" \
   > "$work/sign.out" 2> "$work/sign.err" &
 signer=$!
+# The appliance's gate holds the signature until the holder confirms it.
+confirm_with ok
 # The card logs each APDU once answered: after the MSE, the PSO CDS is on its way.
 poll 10000 sh -c "[ \$(grep -c '^[0-9.]* APDU' '$CACHET_SIM_DIR/card.log') -ge $((before + 2)) ]" ||
   fail "signature did not start"

@@ -4,7 +4,10 @@
 # Our own PC/SC program signs with it the way a real CPS3 is driven:
 # VERIFY, MSE SET DST (key 0x81, algRef 42), PSO COMPUTE DIGITAL SIGNATURE over
 # the SHA-256 hash; the signature verifies against the signature certificate.
+# The appliance's gate holds the signature until the holder confirms it on the
+# appliance (firmware/gate): the test reads the screen, then presses OK.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gate_lib.sh"
 pdir=$(profile_dir)
 
 id=$(p11_id_of cert "Certificat de signature CPS")
@@ -27,11 +30,15 @@ done
 step "PC/SC: VERIFY + MSE SET DST + PSO CDS over SHA-256"
 pin_hex=$(printf '%s' "$CACHET_CARD_PIN" | od -An -tx1 | tr -d ' \n')
 hash=$(openssl dgst -sha256 -binary "$work/msg" | od -An -tx1 | tr -d ' \n')
-out=$(pcsc-probe apdu \
+pcsc-probe apdu \
   "0020000104$pin_hex" \
   "00A40904043F000001 00" \
   "002241B6068401818001 42" \
-  "002A9E9A20${hash}00")
+  "002A9E9A20${hash}00" > "$work/sign.out" &
+signer=$!
+confirm_with ok
+wait $signer || fail "pcsc-probe failed"
+out=$(cat "$work/sign.out")
 lines=$(wc -l <<<"$out")
 [ "$lines" = 4 ] || fail "expected 4 answers, got: $out"
 sed -n 1p <<<"$out" | grep -q '^9000$' || fail "VERIFY: $(sed -n 1p <<<"$out")"

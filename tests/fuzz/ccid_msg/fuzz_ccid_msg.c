@@ -22,6 +22,7 @@
 #include "icc.h"
 #include "port_board.h"
 #include "port_time.h"
+#include "port_ui.h"
 #include "port_usb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,6 +89,25 @@ uint64_t port_time_us(void)
 const char *port_board_serial(void)
 {
     return "FUZZ";
+}
+
+/* ui, for PC_to_RDR_Secure: the holder cancels at once (the PIN entry is
+ * fuzzed on its own by tests/fuzz/ccid_secure). */
+void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES])
+{
+    (void)name;
+    (void)lines;
+}
+
+port_key_t port_ui_key(void)
+{
+    return PORT_KEY_NONE;
+}
+
+port_key_t port_ui_wait_key(uint32_t timeout_us)
+{
+    (void)timeout_us;
+    return PORT_KEY_CANCEL;
 }
 
 /* ---- fake icc ---- */

@@ -6,6 +6,7 @@
 # a signature gives card-removed (not a hang), the reader leaving and coming
 # back. Prints the APDUs of one steady-state signature (card-line bench input).
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../gate_lib.sh"
 
 command -v card-native-probe >/dev/null || skip "card-native-probe not built"
 probe() { card-native-probe "$@"; }
@@ -21,7 +22,7 @@ value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2" | head -n1; }
 step "bind: EF.SN gives the profile's serial ($serial) in one APDU"
 out=$(probe stats-reset bind expect:ok stats)
 echo "$out" | sed 's/^/   /'
-expect_match "$out" "^bind status=ok present=1 pinpad=0 serial=$serial " "bind"
+expect_match "$out" "^bind status=ok present=1 pinpad=1 serial=$serial " "bind"
 expect_match "$out" "^stats apdus=1 " "bind costs one APDU"
 
 step "read_certs: certificates byte for byte"
@@ -46,9 +47,15 @@ expect_match "$out" "^pin-status status=ok tries=-1 verified=1" "right PIN"
 out=$(probe bind pin-status)
 expect_match "$out" "tries=(3 verified=0|-1 verified=1)" "counter back to 3"
 
-step "no PIN pad on today's appliance: verify with a NULL PIN is not-supported, no APDU"
-out=$(probe bind stats-reset verify-pinpad expect:not-supported stats)
-expect_match "$out" "^stats apdus=0 " "PIN pad verify sent nothing"
+step "PIN pad: a NULL PIN is typed on the appliance (PC/SC part 10 VERIFY_PIN_DIRECT)"
+probe bind logout verify-pinpad expect:ok pin-status > "$work/pinpad.out" 2>&1 &
+pinpad_probe=$!
+wait_screen pin-entry 20000 || fail "the appliance did not ask for the PIN"
+for d in $(printf '%s' "$pin" | sed 's/./& /g'); do cachet-sim-ctl key "$d" >/dev/null; done
+cachet-sim-ctl key ok >/dev/null
+wait $pinpad_probe || { cat "$work/pinpad.out" >&2; fail "PIN pad verify"; }
+expect_match "$(cat "$work/pinpad.out")" "^pin-status status=ok tries=-1 verified=1" "verified on the PIN pad"
+probe bind logout >/dev/null
 
 step "signatures: AUTH (INTERNAL AUTHENTICATE) and SIGN (PSO CDS) verify with openssl"
 printf 'Compte rendu de consultation\n' > "$work/msg"

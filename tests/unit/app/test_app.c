@@ -11,6 +11,7 @@
 #include "icc.h"
 #include "port_board.h"
 #include "port_time.h"
+#include "port_ui.h"
 #include "port_usb.h"
 #include "usb.h"
 
@@ -116,6 +117,21 @@ const char *port_board_serial(void)
 {
     return "APP";
 }
+static char screen_name[32];
+void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES])
+{
+    (void)lines;
+    strncpy(screen_name, name, sizeof screen_name - 1);
+}
+port_key_t port_ui_key(void)
+{
+    return PORT_KEY_NONE;
+}
+port_key_t port_ui_wait_key(uint32_t timeout_us)
+{
+    (void)timeout_us;
+    return PORT_KEY_NONE;
+}
 
 static void test_boot_and_presence(void **state)
 {
@@ -124,6 +140,7 @@ static void test_boot_and_presence(void **state)
     app_init();
     assert_int_equal(icc_init_calls, 1);
     assert_non_null(hook); /* ccid installed its time extension hook after icc_init */
+    assert_string_equal(screen_name, "insert-card"); /* ui: the resting screen */
 
     /* Enumeration: the first notification follows SET_CONFIGURATION. */
     usb_on_reset();
@@ -141,6 +158,7 @@ static void test_boot_and_presence(void **state)
     assert_int_equal(notify_count, 2);
     assert_int_equal(notify[1][0], 0x50);
     assert_int_equal(notify[1][1], 0x03);
+    assert_string_equal(screen_name, "idle");
 
     powered = true;
     int offs = power_off_calls;

@@ -15,6 +15,7 @@
 #include "icc.h"
 #include "port_board.h"
 #include "port_time.h"
+#include "port_ui.h"
 #include "port_usb.h"
 #include "usb.h"
 
@@ -77,6 +78,25 @@ uint64_t port_time_us(void)
 const char *port_board_serial(void)
 {
     return "TEST-0001";
+}
+
+/* ui (linked for PC_to_RDR_Secure): a display nobody reads, a keypad nobody
+ * touches; the secure PIN entry itself is tested in tests/unit/ui. */
+void port_ui_show(const char *name, const char *const lines[PORT_UI_LINES])
+{
+    (void)name;
+    (void)lines;
+}
+
+port_key_t port_ui_key(void)
+{
+    return PORT_KEY_NONE;
+}
+
+port_key_t port_ui_wait_key(uint32_t timeout_us)
+{
+    now_us += timeout_us;
+    return PORT_KEY_NONE;
 }
 
 /* ---- fake icc ---- */
@@ -549,9 +569,11 @@ static void test_escape_and_unsupported(void **state)
     send_msg(CCID_PC_TO_RDR_T0APDU, 5, 0x04, NULL, 0); /* bad bmChanges */
     expect_rsp(3, 0x81, 5, 0x40, 7, 0);
 
+    /* Secure with a PIN verification structure cut short: bError = 1,
+     * the offset of dwLength (CCID §6.2.6). */
     const uint8_t pin[] = {0x00, 0x00, 0x00, 0x82, 0x04, 0x00};
     send_msg(CCID_PC_TO_RDR_SECURE, 6, 0, pin, sizeof pin);
-    expect_rsp(4, 0x80, 6, 0x40, 0x00, 0);
+    expect_rsp(4, 0x80, 6, 0x40, 0x01, 0);
 
     send_msg(CCID_PC_TO_RDR_MECHANICAL, 7, 1, NULL, 0);
     expect_rsp(5, 0x81, 7, 0x40, 0x00, 0);
@@ -814,8 +836,8 @@ static void test_descriptors(void **state)
     assert_int_equal(fw_get_le32(c + 44), 271);        /* dwMaxCCIDMessageLength */
     assert_int_equal(c[48], 0xFF);
     assert_int_equal(c[49], 0xFF);
-    assert_int_equal(fw_get_le16(c + 50), 0); /* wLcdLayout */
-    assert_int_equal(c[52], 0);               /* bPINSupport */
+    assert_int_equal(fw_get_le16(c + 50), 0x0415); /* wLcdLayout: 4 x 21 */
+    assert_int_equal(c[52], 0x03);                 /* bPINSupport: verify + modify */
     assert_int_equal(c[53], 1);               /* bMaxCCIDBusySlots */
     const uint8_t *ep = c + 0x36;
     assert_int_equal(ep[2], 0x01);

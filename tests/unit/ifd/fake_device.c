@@ -287,6 +287,7 @@ static ifd_st_t fake_bulk_out(void *ctx, const uint8_t *data, size_t len, uint32
         answer(f, IFD_RDR_SLOT_STATUS, seq, icc, 0, 0, NULL, 0, 0);
         break;
     case IFD_PC_XFR_BLOCK:
+    case IFD_PC_SECURE: /* the holder typed the PIN: the card's answer */
     case IFD_PC_SET_PARAMETERS:
     case IFD_PC_ESCAPE:
         for (int i = 0; i < f->time_extensions; i++) {
@@ -296,7 +297,7 @@ static ifd_st_t fake_bulk_out(void *ctx, const uint8_t *data, size_t len, uint32
         }
         f->time_extensions = 0;
         delay += f->time_ext_gap_ms;
-        if (type == IFD_PC_XFR_BLOCK)
+        if (type == IFD_PC_XFR_BLOCK || type == IFD_PC_SECURE)
             answer(f, IFD_RDR_DATA_BLOCK, seq, icc, 0, 0, f->xfr_reply, f->xfr_reply_len, delay);
         else if (type == IFD_PC_ESCAPE)
             answer(f, IFD_RDR_ESCAPE, seq, icc, 0, 0, data + 10, len - 10, delay);

@@ -887,9 +887,13 @@ static void test_features_pinpad(void **state)
     /* wLcdLayout 0x0210: 2 lines of 16 characters */
     const uint8_t head[] = {1, 2, 0x10, 0x02, 4, 2, 0x10, 0x00, 5, 2, 0x02, 0x00, 2, 1, 0x07};
     assert_memory_equal(buf, head, sizeof head);
-    /* secure PIN entry itself is a later issue */
+    /* the appliance's PIN limits (4..12 digits) follow */
+    const uint8_t limits[] = {3, 1, 0, 6, 1, 4, 7, 1, 12};
+    assert_memory_equal(buf + sizeof head, limits, sizeof limits);
+    /* secure PIN entry without a PIN_VERIFY_STRUCTURE: refused, nothing sent */
     assert_int_equal(IFDHControl(LUN, 0x42330006, NULL, 0, buf, sizeof buf, &got),
                      IFD_ERROR_NOT_SUPPORTED);
+    assert_null(fake_last_cmd(&fx->f, IFD_PC_SECURE, &(size_t){0}));
     /* Escape enabled by the driver option: PC_to_RDR_Escape goes out */
     UCHAR esc[] = {0xC0, 0x01};
     assert_int_equal(IFDHControl(LUN, SCARD_CTL_CODE(1), esc, sizeof esc, buf, sizeof buf, &got),
@@ -900,6 +904,97 @@ static void test_features_pinpad(void **state)
     const uint8_t *c = fake_last_cmd(&fx->f, IFD_PC_ESCAPE, &cl);
     assert_non_null(c);
     assert_int_equal(cl, 12);
+}
+
+/* PC/SC part 10 §2.5.2/§2.5.3 structures → PC_to_RDR_Secure, the card's
+ * answer back, Cancel/time-out as 64 01 / 64 00, time extensions. */
+static void test_secure_pin(void **state)
+{
+    fx_t *fx = *state;
+    insert_and_power(&fx->f, ATR_CPS3_T0, sizeof ATR_CPS3_T0);
+    /* what OpenSC 0.23 sends for a CPS (reader-pcsc.c part10_build_verify_pin_block) */
+    UCHAR verify[] = {0x1E, 0x1E, 0x82, 0x00, 0x00, 0x08, 0x04, 0x02, 0xFF, 0x00, 0x00, 0x00,
+                      0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x01, 0x00};
+    const uint8_t ok[] = {0x90, 0x00};
+    memcpy(fx->f.xfr_reply, ok, 2);
+    fx->f.xfr_reply_len = 2;
+    fx->f.time_extensions = 3;
+    fx->f.time_ext_gap_ms = 20;
+    UCHAR rx[64];
+    DWORD got = 0;
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_SUCCESS);
+    assert_int_equal(got, 2);
+    assert_memory_equal(rx, ok, 2);
+    size_t cl = 0;
+    const uint8_t *c = fake_last_cmd(&fx->f, IFD_PC_SECURE, &cl);
+    assert_non_null(c);
+    const uint8_t want_v[] = {0x00, 0x1E, 0x82, 0x00, 0x00, 0x08, 0x04, 0x02, 0xFF, 0x00,
+                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x01, 0x00};
+    assert_int_equal(cl, 10 + sizeof want_v);
+    assert_int_equal(ifd_get_le32(c + 1), sizeof want_v);
+    assert_int_equal(c[7], 0); /* bBWI */
+    assert_int_equal(c[8], 0); /* wLevelParameter */
+    assert_memory_equal(c + 10, want_v, sizeof want_v);
+
+    /* modification, 3 messages: bMsgIndex1..3 all kept */
+    UCHAR modify[] = {0x1E, 0x1E, 0x82, 0x00, 0x00, 0x00, 0x00, 0x08, 0x04, 0x03,
+                      0x02, 0x03, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00,
+                      0x05, 0x00, 0x00, 0x00, 0x00, 0x24, 0x00, 0x01, 0x00};
+    assert_int_equal(IFDHControl(LUN, 0x42330007, modify, sizeof modify, rx, sizeof rx, &got),
+                     IFD_SUCCESS);
+    c = fake_last_cmd(&fx->f, IFD_PC_SECURE, &cl);
+    const uint8_t want_m[] = {0x01, 0x1E, 0x82, 0x00, 0x00, 0x00, 0x00, 0x08, 0x04,
+                              0x03, 0x02, 0x03, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00,
+                              0x00, 0x00, 0x00, 0x24, 0x00, 0x01, 0x00};
+    assert_int_equal(cl, 10 + sizeof want_m);
+    assert_memory_equal(c + 10, want_m, sizeof want_m);
+    /* no message: bMsgIndex2 and 3 are left out of the CCID structure */
+    modify[11] = 0x00;
+    assert_int_equal(IFDHControl(LUN, 0x42330007, modify, sizeof modify, rx, sizeof rx, &got),
+                     IFD_SUCCESS);
+    c = fake_last_cmd(&fx->f, IFD_PC_SECURE, &cl);
+    assert_int_equal(cl, 10 + sizeof want_m - 2);
+    assert_memory_equal(c + 10 + 15, want_m + 17, sizeof want_m - 17);
+
+    /* Cancel and time-out on the keypad: PC/SC part 10 status words */
+    fx->f.fail_type = IFD_PC_SECURE;
+    fx->f.fail_error = IFD_ERR_PIN_CANCELLED;
+    fx->f.fail_once = true;
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_SUCCESS);
+    assert_int_equal(got, 2);
+    assert_int_equal(rx[0], 0x64);
+    assert_int_equal(rx[1], 0x01);
+    fx->f.fail_type = IFD_PC_SECURE;
+    fx->f.fail_error = IFD_ERR_PIN_TIMEOUT;
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_SUCCESS);
+    assert_int_equal(rx[1], 0x00);
+    /* the reader refuses a field (bError = its offset) */
+    ifd_log_set_sink(quiet);
+    fx->f.fail_type = IFD_PC_SECURE;
+    fx->f.fail_error = 17;
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_COMMUNICATION_ERROR);
+    /* malformed structures never leave the host */
+    unsigned before = fx->f.cmd_count;
+    verify[15] = 6; /* ulDataLength does not match */
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_ERROR_NOT_SUPPORTED);
+    verify[15] = 5;
+    verify[8] = 2; /* bNumberMessage 2 for a verification */
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, sizeof rx, &got),
+                     IFD_ERROR_NOT_SUPPORTED);
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, 20, rx, sizeof rx, &got),
+                     IFD_ERROR_NOT_SUPPORTED);
+    assert_int_equal(fx->f.cmd_count, before);
+    verify[8] = 0xFF;
+    /* no room for the answer */
+    fx->f.fail_type = 0;
+    assert_int_equal(IFDHControl(LUN, 0x42330006, verify, sizeof verify, rx, 1, &got),
+                     IFD_ERROR_INSUFFICIENT_BUFFER);
+    ifd_log_set_sink(NULL);
 }
 
 static void test_create_by_name(void **state)
@@ -947,6 +1042,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_features, setup, teardown),
         cmocka_unit_test_setup_teardown(test_features_pinpad, setup_pinpad, teardown),
+        cmocka_unit_test_setup_teardown(test_secure_pin, setup_pinpad, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     return rc | ifd_sock_tests();

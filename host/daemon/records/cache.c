@@ -32,6 +32,7 @@
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static char cache_cards_dir[PATH_MAX]; /* "" until cache_init succeeds */
+static char cache_base_dir[PATH_MAX];
 
 bool cache_init(const char *dir, char *err, size_t err_cap)
 {
@@ -55,8 +56,22 @@ bool cache_init(const char *dir, char *err, size_t err_cap)
         return false;
     pthread_mutex_lock(&cache_mu);
     memcpy(cache_cards_dir, cards, (size_t)w + 1);
+    memcpy(cache_base_dir, base, strlen(base) + 1);
     pthread_mutex_unlock(&cache_mu);
     return true;
+}
+
+/* The directories again, in case someone emptied the cache while we run
+ * (a cache that silently stops caching would cost every later insertion). */
+static bool cache_dirs_again(void)
+{
+    char base[PATH_MAX], cards[PATH_MAX], err[128];
+    pthread_mutex_lock(&cache_mu);
+    memcpy(base, cache_base_dir, sizeof base);
+    memcpy(cards, cache_cards_dir, sizeof cards);
+    pthread_mutex_unlock(&cache_mu);
+    return base[0] != '\0' && records_mkdir_private(base, err, sizeof err) &&
+           records_mkdir_private(cards, err, sizeof err);
 }
 
 /* <cards dir>/<sanitised serial>.json. Characters outside [0-9A-Za-z_-] become
@@ -324,7 +339,8 @@ static json_object *cert_to_json(const card_cert_t *c)
 bool cache_store_certs(const char *serial, const card_cert_t *certs, size_t n)
 {
     char path[PATH_MAX];
-    if (!certs || n == 0 || n > CARD_CERTS_MAX || !entry_path(serial, path, sizeof path))
+    if (!certs || n == 0 || n > CARD_CERTS_MAX || !entry_path(serial, path, sizeof path) ||
+        !cache_dirs_again())
         return false;
     json_object *root = json_object_new_object();
     json_object *arr = json_object_new_array();

@@ -17,6 +17,7 @@
 
 #include "audit.h"
 #include "cli.h"
+#include "device.h"
 #include "proto.h"
 
 #define CLI_VERSION      "0.1.0"
@@ -556,10 +557,17 @@ static int cmd_sign_mail(cli_t *c, int argc, char **argv)
         }
         if (r == CALL_OK && rc == CLI_EXIT_OK) {
             json_object *sum = obj_of(pr.result, "summary");
-            if (c->json)
+            json_object *rcpt = obj_of(pr.result, "receipt");
+            if (c->json) {
                 print_json(to_stdout ? stderr : stdout, pr.result);
-            else
+            } else {
                 say(stderr, M_SIGNED_OK, str_of(sum, "from"), str_of(sum, "subject"));
+                if (rcpt != NULL)
+                    say(stderr, M_SIGNED_RECEIPT, (long long)int_of(rcpt, "counter", 0));
+                if (rcpt != NULL && (!bool_of(rcpt, "verified") ||
+                                     strcmp(str_of(rcpt, "device_key_status"), "mismatch") == 0))
+                    say(stderr, M_RECEIPT_UNTRUSTED);
+            }
         }
     }
     cli_wipe(pin, sizeof pin);
@@ -710,14 +718,122 @@ static int cmd_verify_pin(cli_t *c, int argc, char **argv)
 static int print_audit_result(cli_t *c, json_object *v)
 {
     bool ok = bool_of(v, "ok");
-    if (c->json)
+    json_object *rc = obj_of(v, "receipts");
+    /* without "chain_ok" (an older cachetd), "ok" is the chain's */
+    bool chain_ok = obj_of(v, "chain_ok") != NULL ? bool_of(v, "chain_ok") : ok;
+    if (c->json) {
         print_json(stdout, v);
-    else if (ok)
+        return ok ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+    }
+    if (chain_ok)
         say(stdout, M_AUDIT_OK, (unsigned long long)int_of(v, "entries", 0));
     else
         say(stdout, M_AUDIT_BAD, (unsigned long long)int_of(v, "first_bad", 0),
             str_of(v, "reason"));
+    if (rc != NULL && chain_ok) {
+        if (bool_of(rc, "skipped"))
+            say(stdout, M_RECEIPTS_SKIPPED, str_of(rc, "reason"));
+        else if (!bool_of(rc, "ok"))
+            say(stdout, M_RECEIPTS_BAD, (unsigned long long)int_of(rc, "first_bad", 0),
+                str_of(rc, "reason"));
+        else if (int_of(rc, "checked", 0) > 0)
+            say(stdout, M_RECEIPTS_OK, (unsigned long long)int_of(rc, "checked", 0));
+        else
+            say(stdout, M_RECEIPTS_NONE);
+    }
     return ok ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+/* The offline receipt pass (audit verify --log): with the pinned key given
+ * (--device-pin) or found beside the log (cachetd's default place); without
+ * one, the receipts are not checked (said so). */
+static json_object *offline_receipts(const char *log, const char *pin_path, bool *ok)
+{
+    char def[PATH_MAX];
+    if (pin_path == NULL) {
+        const char *slash = strrchr(log, '/');
+        int dl = slash != NULL ? (int)(slash - log) : 1;
+        snprintf(def, sizeof def, "%.*s/device.pin", dl, slash != NULL ? log : ".");
+        pin_path = def;
+    }
+    uint8_t spki[DEVICE_SPKI_MAX];
+    size_t len = 0;
+    bool exists = false;
+    char err[256] = "";
+    json_object *rc = json_object_new_object();
+    bool pinned = device_pin_load(pin_path, spki, sizeof spki, &len, &exists, err, sizeof err);
+    if (!pinned && !exists) {
+        json_object_object_add(rc, "ok", json_object_new_boolean(true));
+        json_object_object_add(rc, "skipped", json_object_new_boolean(true));
+        json_object_object_add(rc, "reason", json_object_new_string(pin_path));
+        *ok = true;
+        return rc;
+    }
+    device_audit_result_t dv;
+    *ok = pinned && device_audit_verify(log, spki, len, &dv);
+    if (!pinned) {
+        memset(&dv, 0, sizeof dv);
+        snprintf(dv.reason, sizeof dv.reason, "%s", err);
+    }
+    json_object_object_add(rc, "ok", json_object_new_boolean(*ok));
+    json_object_object_add(rc, "checked", json_object_new_int64((int64_t)dv.receipts));
+    json_object_object_add(rc, "first_bad", json_object_new_int64((int64_t)dv.first_bad));
+    json_object_object_add(rc, "reason", json_object_new_string(dv.reason));
+    return rc;
+}
+
+static int cmd_device(cli_t *c, int argc, char **argv)
+{
+    bool repin = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--repin") == 0)
+            repin = true;
+        else
+            return usage_error("device [--repin]");
+    }
+    json_object *params = json_object_new_object();
+    if (repin)
+        json_object_object_add(params, "repin", json_object_new_boolean(true));
+    json_object *m = NULL;
+    proto_response_t pr;
+    call_t r = call(c, "device", params, NULL, 0, &m, &pr, -1);
+    if (r != CALL_OK) {
+        int rc = call_exit(c, r, &pr);
+        json_object_put(m);
+        return rc;
+    }
+    json_object *res = pr.result, *pin = obj_of(res, "pin");
+    const char *status = str_of(pin, "status");
+    int rc = CLI_EXIT_OK;
+    if (strcmp(status, "mismatch") == 0 || strcmp(status, "error") == 0 ||
+        strcmp(status, "no-key") == 0)
+        rc = CLI_EXIT_FAILED;
+    if (c->json) {
+        print_json(stdout, res);
+        json_object_put(m);
+        return rc;
+    }
+    say(stdout, M_DEVICE, str_of(res, "firmware"), (long long)int_of(res, "counter", 0));
+    if (str_of(res, "fingerprint")[0] != '\0') {
+        say(stdout, M_DEVICE_FPR, str_of(res, "fingerprint"));
+        say(stdout, M_DEVICE_KEY, str_of(res, "key"));
+    }
+    if (int_of(res, "flags", 0) & DEVICE_INFO_KEY_REPLACED)
+        say(stderr, M_DEVICE_REPLACED);
+    if (strcmp(status, "pinned-now") == 0)
+        say(stdout, M_DEVICE_PINNED_NOW);
+    else if (strcmp(status, "match") == 0)
+        say(stdout, M_DEVICE_MATCH);
+    else if (strcmp(status, "repinned") == 0)
+        say(stdout, M_DEVICE_REPINNED);
+    else if (strcmp(status, "mismatch") == 0)
+        say(stderr, M_DEVICE_MISMATCH, str_of(pin, "pinned_fingerprint"));
+    else if (strcmp(status, "no-key") == 0)
+        say(stderr, M_DEVICE_NO_KEY);
+    else
+        say(stderr, M_DEVICE_PIN_ERROR, str_of(pin, "error"));
+    json_object_put(m);
+    return rc;
 }
 
 static int cmd_audit(cli_t *c, int argc, char **argv, bool *needs_daemon)
@@ -725,24 +841,30 @@ static int cmd_audit(cli_t *c, int argc, char **argv, bool *needs_daemon)
     if (argc < 1)
         return usage_error("audit show [-n N] | audit verify [--log CHEMIN]");
     if (strcmp(argv[0], "verify") == 0) {
-        const char *log = NULL;
+        const char *log = NULL, *pin = NULL;
         for (int i = 1; i < argc; i++) {
             if (strcmp(argv[i], "--log") == 0 && i + 1 < argc)
                 log = argv[++i];
+            else if (strcmp(argv[i], "--device-pin") == 0 && i + 1 < argc)
+                pin = argv[++i];
             else
-                return usage_error("audit verify [--log CHEMIN]");
+                return usage_error("audit verify [--log CHEMIN [--device-pin FICHIER]]");
         }
         if (log != NULL) { /* offline: the file itself, no cachetd */
             *needs_daemon = false;
             audit_verify_result_t v;
             memset(&v, 0, sizeof v);
             bool ok = audit_verify(log, &v);
+            bool rok = true;
+            json_object *rcpts = offline_receipts(log, pin, &rok);
             json_object *o = json_object_new_object();
-            json_object_object_add(o, "ok", json_object_new_boolean(ok && v.ok));
+            json_object_object_add(o, "ok", json_object_new_boolean(ok && v.ok && rok));
             json_object_object_add(o, "entries", json_object_new_int64((int64_t)v.entries));
             json_object_object_add(o, "first_bad", json_object_new_int64((int64_t)v.first_bad));
             json_object_object_add(o, "reason", json_object_new_string(v.reason));
             json_object_object_add(o, "path", json_object_new_string(log));
+            json_object_object_add(o, "chain_ok", json_object_new_boolean(ok && v.ok));
+            json_object_object_add(o, "receipts", rcpts);
             int rc = print_audit_result(c, o);
             json_object_put(o);
             return rc;
@@ -917,8 +1039,8 @@ int main(int argc, char **argv)
         fputs(h, stdout);
         return CLI_EXIT_OK;
     }
-    static const char *const known[] = {"status", "whoami", "sign-mail", "verify-mail",
-                                        "login",  "audit",  "events",    "verify-pin"};
+    static const char *const known[] = {"status", "whoami", "sign-mail",  "verify-mail", "login",
+                                        "audit",  "events", "verify-pin", "device"};
     bool ok = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
         ok = ok || strcmp(cmd, known[k]) == 0;
@@ -952,6 +1074,8 @@ int main(int argc, char **argv)
         rc = cmd_verify_pin(&c, nargs, args);
     else if (strcmp(cmd, "events") == 0)
         rc = cmd_events(&c, nargs, args);
+    else if (strcmp(cmd, "device") == 0)
+        rc = cmd_device(&c, nargs, args);
     else {
         bool needs = false;
         rc = cmd_audit(&c, nargs, args, &needs);

@@ -91,6 +91,24 @@ typedef enum {
     M_EV_WAITING,
     M_CHALLENGE_TOO_BIG,
     M_FILE_ERROR,
+    /* the appliance's device key and receipts (issue 5) */
+    M_DEVICE,
+    M_DEVICE_FPR,
+    M_DEVICE_KEY,
+    M_DEVICE_PINNED_NOW,
+    M_DEVICE_MATCH,
+    M_DEVICE_MISMATCH,
+    M_DEVICE_REPINNED,
+    M_DEVICE_NO_KEY,
+    M_DEVICE_REPLACED,
+    M_DEVICE_PIN_ERROR,
+    M_RECEIPTS_OK,
+    M_RECEIPTS_NONE,
+    M_RECEIPTS_BAD,
+    M_RECEIPTS_SKIPPED,
+    M_SIGNED_RECEIPT,
+    M_RECEIPT_UNTRUSTED,
+    M_SIGNED_UNANNOUNCED,
     M_COUNT
 } cli_msg_t;
 

@@ -30,9 +30,13 @@ static const char *const msgs[M_COUNT][2] = {
                        "(PUK)."},
     [M_PIN_FORMAT] = {"Le code porteur comporte 4 à 8 chiffres. Recommencez.",
                       "The PIN is 4 to 8 digits. Try again."},
-    [M_CANCELLED] = {"Opération annulée sur le boîtier.", "Cancelled on the reader."},
-    [M_TIMEOUT] = {"Délai dépassé : la carte n'a pas répondu à temps. Réessayez.",
-                   "Timed out: the card did not answer in time. Try again."},
+    [M_CANCELLED] = {"Opération refusée sur le boîtier Cachet (touche Annulation) : rien n'a "
+                     "été signé.",
+                     "Refused on the Cachet appliance (Cancel key): nothing was signed."},
+    [M_TIMEOUT] = {"Délai dépassé : l'opération n'a pas été confirmée sur le boîtier, ou la "
+                   "carte n'a pas répondu à temps. Rien n'a été signé ; réessayez.",
+                   "Timed out: the operation was not confirmed on the appliance, or the card "
+                   "did not answer in time. Nothing was signed; try again."},
     [M_DENIED] = {"Accès refusé par cachetd : ce service appartient à un autre utilisateur.",
                   "Access denied by cachetd: this service belongs to another user."},
     [M_TOO_LARGE] = {"Message trop volumineux pour être signé (10 Mo au plus).",
@@ -57,8 +61,8 @@ static const char *const msgs[M_COUNT][2] = {
     [M_PIN_PROMPT] = {"Code porteur de la carte CPS : ", "CPS card PIN: "},
     [M_PIN_PROMPT_TRIES] = {"Code porteur de la carte CPS (%d essai(s) restant(s)) : ",
                             "CPS card PIN (%d tries left): "},
-    [M_PIN_ON_READER] = {"Tapez votre code porteur sur le clavier du boîtier Cachet.",
-                         "Type your PIN on the Cachet reader's keypad."},
+    [M_PIN_ON_READER] = {"Tapez votre code porteur sur le boîtier Cachet.",
+                         "Type your PIN on the Cachet appliance."},
     [M_PIN_EMPTY] = {"Aucun code porteur lu.", "No PIN was read."},
     [M_TRIES_LEFT] = {"Il reste %d essai(s).", "%d tries left."},
     [M_TRIES_SHORT] = {"%d essai(s) restant(s)", "%d tries left"},
@@ -111,6 +115,52 @@ static const char *const msgs[M_COUNT][2] = {
     [M_CHALLENGE_TOO_BIG] = {"Le défi doit faire de 1 à 1024 octets.",
                              "The challenge must be 1 to 1024 bytes."},
     [M_FILE_ERROR] = {"%s : %s", "%s: %s"},
+    [M_DEVICE] = {"Boîtier Cachet : micrologiciel %s, %lld reçu(s) émis",
+                  "Cachet appliance: firmware %s, %lld receipt(s) issued"},
+    [M_DEVICE_FPR] = {"Clé d'appareil (SHA-256) : %s", "Device key (SHA-256): %s"},
+    [M_DEVICE_KEY] = {"Clé publique (ECDSA P-256, SubjectPublicKeyInfo en base64) :\n  %s",
+                      "Public key (ECDSA P-256, SubjectPublicKeyInfo in base64):\n  %s"},
+    [M_DEVICE_PINNED_NOW] = {"Clé d'appareil enregistrée (première utilisation) : les reçus de "
+                             "ce boîtier seront vérifiés avec elle.",
+                             "Device key pinned (first use): this appliance's receipts will be "
+                             "checked with it."},
+    [M_DEVICE_MATCH] = {"Clé d'appareil conforme à la clé enregistrée.",
+                        "The device key is the pinned one."},
+    [M_DEVICE_MISMATCH] =
+        {"ATTENTION : LA CLÉ DE CE BOÎTIER A CHANGÉ !\n"
+         "  Clé enregistrée : %s\n"
+         "  Ce boîtier n'est peut-être pas le vôtre, ou il a été réinitialisé.\n"
+         "  Ses reçus ne sont PAS reconnus. Si vous êtes certain de ce boîtier :\n"
+         "  cachet device --repin",
+         "WARNING: THIS APPLIANCE'S KEY HAS CHANGED!\n"
+         "  Pinned key: %s\n"
+         "  This may not be your appliance, or it was reset. Its receipts are\n"
+         "  NOT trusted. If you are sure of this appliance: cachet device --repin"},
+    [M_DEVICE_REPINNED] = {"Nouvelle clé d'appareil enregistrée à votre demande.",
+                           "New device key pinned at your request."},
+    [M_DEVICE_NO_KEY] = {"ATTENTION : le boîtier n'a pas de clé d'appareil : il ne peut pas "
+                         "signer de reçus.",
+                         "WARNING: the appliance has no device key: it cannot sign receipts."},
+    [M_DEVICE_REPLACED] = {"ATTENTION : le boîtier signale avoir remplacé une clé endommagée.",
+                           "WARNING: the appliance reports it replaced a damaged key."},
+    [M_DEVICE_PIN_ERROR] = {"La clé enregistrée ne peut être lue ou écrite : %s",
+                            "The pinned key cannot be read or written: %s"},
+    [M_RECEIPTS_OK] = {"Reçus du boîtier : %llu vérifié(s) avec la clé d'appareil enregistrée.",
+                       "Appliance receipts: %llu verified with the pinned device key."},
+    [M_RECEIPTS_NONE] = {"Reçus du boîtier : aucun.", "Appliance receipts: none."},
+    [M_RECEIPTS_BAD] = {"Reçu du boîtier INVALIDE (ligne %llu) : %s",
+                        "INVALID appliance receipt (line %llu): %s"},
+    [M_RECEIPTS_SKIPPED] = {"Reçus du boîtier non vérifiés : aucune clé d'appareil enregistrée "
+                            "(%s).",
+                            "Appliance receipts not checked: no pinned device key (%s)."},
+    [M_SIGNED_RECEIPT] = {"Confirmé sur le boîtier Cachet : reçu n° %lld.",
+                          "Confirmed on the Cachet appliance: receipt no. %lld."},
+    [M_RECEIPT_UNTRUSTED] = {"ATTENTION : ce reçu ne vient pas du boîtier enregistré (cachet "
+                             "device).",
+                             "WARNING: this receipt is not from the pinned appliance (cachet "
+                             "device)."},
+    [M_SIGNED_UNANNOUNCED] = {"Attention : le boîtier n'a pas pu afficher le résumé du message.",
+                              "Note: the appliance could not show the message's summary."},
 };
 
 bool cli_lang_en(void)
@@ -193,6 +243,7 @@ static const char help_fr[] =
     "  audit show [-n N]              les N dernières opérations de la carte\n"
     "  audit verify [--log CHEMIN]    vérifie l'intégrité du journal d'audit\n"
     "  events [--count N]             affiche les événements (carte insérée, retirée…)\n"
+    "  device [--repin]               le boîtier Cachet et sa clé d'appareil (reçus)\n"
     "  help [COMMANDE]                cette aide, ou celle d'une commande\n"
     "\n"
     "Options :\n"
@@ -207,6 +258,7 @@ static const char help_fr[] =
     "  0 réussi   1 échec (signature invalide…)   2 mauvaise utilisation\n"
     "  3 cachetd injoignable   4 pas de boîtier ou de carte (ou carte retirée)\n"
     "  5 code porteur incorrect, bloqué ou nécessaire   6 annulé ou délai dépassé\n"
+    "    (sur le boîtier : touche Annulation, ou pas de confirmation à temps)\n"
     "  7 refusé (accès refusé, signataire non reconnu, message trop gros)\n"
     "\n"
     "Messages en anglais : LANG=en_US.UTF-8 cachet …   Guide : docs/cachet.md\n";
@@ -227,6 +279,7 @@ static const char help_en[] =
     "  audit show [-n N]              the last N card operations\n"
     "  audit verify [--log PATH]      checks the audit log's integrity\n"
     "  events [--count N]             prints events (card inserted, removed, ...)\n"
+    "  device [--repin]               the Cachet appliance and its device key (receipts)\n"
     "  help [COMMAND]                 this help, or one command's\n"
     "\n"
     "Options:\n"
@@ -304,15 +357,33 @@ static const struct {
      "cachet audit show [-n N]\n  Les N dernières opérations (20 par défaut) : date, programme, "
      "opération,\n"
      "  clé, empreinte, résultat.\n"
-     "cachet audit verify [--log CHEMIN]\n  Vérifie le chaînage du journal d'audit (toute\n"
-     "  modification, suppression ou permutation est détectée). Avec --log, vérifie ce\n"
-     "  fichier directement, sans cachetd. Code 0 si intègre, 1 sinon.\n",
+     "cachet audit verify [--log CHEMIN [--device-pin FICHIER]]\n  Vérifie le chaînage du "
+     "journal d'audit (toute\n"
+     "  modification, suppression ou permutation est détectée) et chaque reçu du\n"
+     "  boîtier avec la clé d'appareil enregistrée. Avec --log, vérifie ce fichier\n"
+     "  directement, sans cachetd (clé : device.pin à côté du journal, ou\n"
+     "  --device-pin). Code 0 si intègre, 1 sinon.\n",
      "cachet audit show [-n N]\n  The last N operations (20 by default): time, program, operation, "
      "key,\n"
      "  digest, result.\n"
-     "cachet audit verify [--log PATH]\n  Checks the audit log's hash chain (any edit,\n"
-     "  deletion or reordering is detected). With --log, checks that file directly,\n"
-     "  without cachetd. Exit 0 if intact, 1 otherwise.\n"},
+     "cachet audit verify [--log PATH [--device-pin FILE]]\n  Checks the audit log's hash "
+     "chain (any edit,\n"
+     "  deletion or reordering is detected) and every appliance receipt with the\n"
+     "  pinned device key. With --log, checks that file directly, without cachetd\n"
+     "  (key: device.pin beside the log, or --device-pin). Exit 0 if intact, 1\n"
+     "  otherwise.\n"},
+    {"device",
+     "cachet device [--repin]\n"
+     "  Le boîtier Cachet : version, nombre de reçus émis, clé d'appareil (ECDSA\n"
+     "  P-256). À la première utilisation, la clé est enregistrée ; les reçus de\n"
+     "  signature sont vérifiés avec elle. Une autre clé ensuite est signalée\n"
+     "  (code 1) et jamais acceptée d'elle-même ; --repin l'enregistre à la place,\n"
+     "  si vous êtes certain de ce boîtier.\n",
+     "cachet device [--repin]\n"
+     "  The Cachet appliance: version, receipts issued, device key (ECDSA P-256).\n"
+     "  The key is pinned on first use; signature receipts are checked with it.\n"
+     "  Another key later is reported (exit 1), never accepted by itself; --repin\n"
+     "  pins it instead, if you are sure of this appliance.\n"},
     {"events",
      "cachet events [--count N]\n  Affiche les événements de cachetd (carte insérée ou retirée, "
      "boîtier\n"

@@ -106,6 +106,27 @@ enum {
     SW_PINPAD_LENGTH = 0x6403,
 };
 
+/* The appliance's vendor commands (docs/appliance.md "Vendor commands"). */
+enum {
+    VND_CLASS = 0xCA,
+    VND_VERSION = 0x01,
+    VND_GET_DEVICE_INFO = 0x01,
+    VND_SET_CONFIG = 0x03,
+    VND_ANNOUNCE_BEGIN = 0x10,
+    VND_ANNOUNCE_DATA = 0x11,
+    VND_ANNOUNCE_END = 0x12,
+    VND_ANNOUNCE_CLEAR = 0x13,
+    VND_GET_RECEIPT = 0x20,
+    VND_ST_OK = 0x00,
+    VND_ST_STATE = 0x04,
+    VND_ST_NOT_FOUND = 0x05,
+    VND_DATA_CHUNK = 240,  /* ANNOUNCE_DATA: 1..240 bytes of the message */
+    VND_ABDATA_MAX = 261,  /* a CCID message carries at most 261 bytes of abData */
+    VND_RECEIPTS_KEPT = 8, /* the appliance keeps the last 8 receipts */
+    VND_RECEIPT_BODY = 76,
+};
+_Static_assert(3 + 2 + VND_DATA_CHUNK <= VND_ABDATA_MAX, "ANNOUNCE_DATA fits one Escape");
+
 typedef struct {
     char name[CARD_READER_MAX];
     DWORD state; /* last dwEventState, SCARD_STATE_CHANGED cleared */
@@ -126,6 +147,7 @@ typedef struct {
     char serial[CARD_SERIAL_MAX];
     bool pinpad;
     DWORD verify_ioctl;  /* FEATURE_VERIFY_PIN_DIRECT control code */
+    DWORD esc_ioctl;     /* FEATURE_CCID_ESC_COMMAND control code, 0 = no Escape */
     bool pin_verified;   /* we verified the PIN on this binding */
     uint8_t select_p2;   /* 0x0C (no FCI), or 0x04 once the card refused 0C */
     char err[NATIVE_ERR_MAX];
@@ -273,6 +295,7 @@ static void drop_binding(native_t *n, DWORD disposition)
     n->pin_verified = false;
     n->pinpad = false;
     n->verify_ioctl = 0;
+    n->esc_ioctl = 0;
     n->serial[0] = '\0';
 }
 
@@ -547,12 +570,18 @@ static void serial_from_sn(const uint8_t *d, size_t dl, char *out, size_t cap)
 
 /* PC/SC part 10 §2.2: CM_IOCTL_GET_FEATURE_REQUEST lists tag, 4, control code
  * (big-endian). No card command is sent. */
+static DWORD feature_ioctl(const uint8_t *v)
+{
+    return (DWORD)v[0] << 24 | (DWORD)v[1] << 16 | (DWORD)v[2] << 8 | v[3];
+}
+
 static void query_features(native_t *n)
 {
     uint8_t buf[256];
     DWORD len = 0;
     n->pinpad = false;
     n->verify_ioctl = 0;
+    n->esc_ioctl = 0;
     LONG rv = SCardControl(n->h, CM_IOCTL_GET_FEATURE_REQUEST, NULL, 0, buf, sizeof buf, &len);
     if (rv != SCARD_S_SUCCESS || len > sizeof buf)
         return;
@@ -561,9 +590,11 @@ static void query_features(native_t *n)
         if (l > len - i - 2)
             break;
         if (tag == FEATURE_VERIFY_PIN_DIRECT && l == 4) {
-            const uint8_t *v = buf + i + 2;
-            n->verify_ioctl = (DWORD)v[0] << 24 | (DWORD)v[1] << 16 | (DWORD)v[2] << 8 | v[3];
+            n->verify_ioctl = feature_ioctl(buf + i + 2);
             n->pinpad = true;
+        } else if (tag == FEATURE_CCID_ESC_COMMAND && l == 4) {
+            /* the reader forwards Escape (drivers/ifd "@escape", libccid 0x0001) */
+            n->esc_ioctl = feature_ioctl(buf + i + 2);
         }
         i += 2 + (size_t)l;
     }
@@ -1163,8 +1194,19 @@ static card_status_t native_sign(card_backend_t *b, card_key_role_t role, card_m
         break;
     case SW_CONDITIONS:
     case SW_REF_NOT_FOUND:
-        set_err(n, "key cannot do this (%04X)", sw);
+        /* 69 85 is also the appliance's gate refusing a digest other than
+         * the announced or confirmed one (docs/appliance.md "The gate"). */
+        set_err(n, "key cannot do this, or the appliance refused the digest (%04X)", sw);
         st = CARD_ERR_NOT_SUPPORTED;
+        break;
+    case SW_PINPAD_CANCEL:
+        /* the holder pressed Cancel on the confirm screen (firmware/gate) */
+        set_err(n, "signature cancelled on the appliance (6401)");
+        st = CARD_ERR_CANCELLED;
+        break;
+    case SW_PINPAD_TIMEOUT:
+        set_err(n, "signature not confirmed in time on the appliance (6400)");
+        st = CARD_ERR_TIMEOUT;
         break;
     default:
         set_err(n, "signature: card answered %04X", sw);
@@ -1557,4 +1599,332 @@ void card_native_cancel_wait(card_backend_t *b)
     atomic_store(&n->cancel_pending, true);
     if (atomic_load(&n->in_wait) && n->mon_ok)
         SCardCancel(n->mon_ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* The appliance's vendor commands (docs/appliance.md, CCID rev 1.1     */
+/* §6.1.8 PC_to_RDR_Escape through SCardControl)                        */
+
+/* A handle to send Escape on: the bound card's, or a connection of our own
+ * for this call (*temp: disconnect it after) when no card is bound — shared
+ * when a card is in the reader, else direct (PC/SC part 5: no card needed). */
+static card_status_t esc_handle(native_t *n, SCARDHANDLE *h, DWORD *ioctl, bool *temp)
+{
+    *temp = false;
+    if (n->connected) {
+        if (n->esc_ioctl == 0) {
+            set_err(n, "the reader does not forward vendor commands (FEATURE_CCID_ESC_COMMAND)");
+            return CARD_ERR_NOT_SUPPORTED;
+        }
+        *h = n->h;
+        *ioctl = n->esc_ioctl;
+        return CARD_OK;
+    }
+    if (!ensure_ctx(n))
+        return CARD_ERR_BACKEND;
+    char list[NATIVE_LIST_MAX];
+    LONG rv = list_readers(n->ctx, list, sizeof list);
+    if (rv != SCARD_S_SUCCESS)
+        return pcsc_fail(n, "SCardListReaders", rv);
+    bool any = false;
+    for (const char *r = list; *r; r += strlen(r) + 1) {
+        if (!reader_matches(n, r))
+            continue;
+        DWORD proto = 0;
+        rv = SCardConnect(n->ctx, r, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, h,
+                          &proto);
+        if (rv != SCARD_S_SUCCESS)
+            rv = SCardConnect(n->ctx, r, SCARD_SHARE_DIRECT, 0, h, &proto);
+        if (rv != SCARD_S_SUCCESS)
+            continue;
+        any = true;
+        uint8_t buf[256];
+        DWORD len = 0;
+        *ioctl = 0;
+        rv = SCardControl(*h, CM_IOCTL_GET_FEATURE_REQUEST, NULL, 0, buf, sizeof buf, &len);
+        for (size_t i = 0; rv == SCARD_S_SUCCESS && len <= sizeof buf && i + 2 <= len;) {
+            uint8_t tag = buf[i], l = buf[i + 1];
+            if (l > len - i - 2)
+                break;
+            if (tag == FEATURE_CCID_ESC_COMMAND && l == 4)
+                *ioctl = feature_ioctl(buf + i + 2);
+            i += 2 + (size_t)l;
+        }
+        if (*ioctl != 0) {
+            *temp = true;
+            return CARD_OK;
+        }
+        SCardDisconnect(*h, SCARD_LEAVE_CARD);
+    }
+    set_err(n, any ? "no reader forwards vendor commands" : "no reader");
+    return any ? CARD_ERR_NOT_SUPPORTED : CARD_ERR_NO_READER;
+}
+
+static card_status_t esc_on(native_t *n, SCARDHANDLE h, DWORD ioctl, uint8_t cmd,
+                            const uint8_t *payload, size_t plen, uint8_t *out, size_t cap,
+                            size_t *olen, uint8_t *status)
+{
+    uint8_t in[VND_ABDATA_MAX], r[VND_ABDATA_MAX];
+    if (olen)
+        *olen = 0;
+    *status = 0xFF;
+    if (plen > sizeof in - 3 || (plen > 0 && payload == NULL)) {
+        set_err(n, "vendor command of %zu bytes", plen);
+        return CARD_ERR_BAD_INPUT;
+    }
+    in[0] = VND_CLASS;
+    in[1] = VND_VERSION;
+    in[2] = cmd;
+    if (plen > 0)
+        memcpy(in + 3, payload, plen);
+    DWORD rl = 0;
+    LONG rv = SCardControl(h, ioctl, in, (DWORD)(3 + plen), r, sizeof r, &rl);
+    if (rv != SCARD_S_SUCCESS) {
+        /* The appliance refuses what it does not know with CMD_NOT_SUPPORTED,
+         * which the driver reports as a failed SCardControl. */
+        set_err(n, "SCardControl(vendor command %02X): %s", cmd, pcsc_stringify_error(rv));
+        if (removal_code(rv) && n->connected && h == n->h) {
+            drop_binding(n, SCARD_LEAVE_CARD);
+            return CARD_ERR_REMOVED;
+        }
+        return service_code(rv) ? CARD_ERR_BACKEND : CARD_ERR_NOT_SUPPORTED;
+    }
+    if (rl < 3 || rl > sizeof r || r[0] != VND_VERSION || r[1] != cmd) {
+        set_err(n, "malformed answer to vendor command %02X", cmd);
+        return CARD_ERR_BACKEND;
+    }
+    *status = r[2];
+    size_t pl = rl - 3;
+    if (r[2] == VND_ST_OK && out != NULL) {
+        if (pl > cap) {
+            set_err(n, "vendor answer of %zu bytes, room for %zu", pl, cap);
+            return CARD_ERR_BACKEND;
+        }
+        memcpy(out, r + 3, pl);
+        if (olen)
+            *olen = pl;
+    }
+    if (r[2] != VND_ST_OK)
+        set_err(n, "vendor command %02X: status %02X", cmd, r[2]);
+    return CARD_OK;
+}
+
+card_status_t card_native_escape(card_backend_t *b, uint8_t cmd, const uint8_t *payload,
+                                 size_t payload_len, uint8_t *out, size_t out_cap, size_t *out_len,
+                                 uint8_t *status)
+{
+    if (out_len)
+        *out_len = 0;
+    if (!b || b->ops != &native_ops || !status)
+        return CARD_ERR_NOT_SUPPORTED;
+    native_t *n = native_of(b);
+    SCARDHANDLE h = 0;
+    DWORD ioctl = 0;
+    bool temp = false;
+    card_status_t st = esc_handle(n, &h, &ioctl, &temp);
+    if (st != CARD_OK)
+        return st;
+    st = esc_on(n, h, ioctl, cmd, payload, payload_len, out, out_cap, out_len, status);
+    if (temp)
+        SCardDisconnect(h, SCARD_LEAVE_CARD);
+    return st;
+}
+
+/* BEGIN, DATA..., END, then the digest check (caller holds the transaction). */
+static card_status_t announce_locked(native_t *n, const uint8_t *msg, size_t len,
+                                     const uint8_t expect[32])
+{
+    if (!msg || len == 0 || len > CARD_NATIVE_ANNOUNCE_MAX) {
+        set_err(n, "announcement of %zu bytes (1..%d)", len, CARD_NATIVE_ANNOUNCE_MAX);
+        return CARD_ERR_BAD_INPUT;
+    }
+    if (n->esc_ioctl == 0) {
+        set_err(n, "the reader does not forward vendor commands: nothing can be announced");
+        return CARD_ERR_NOT_SUPPORTED;
+    }
+    uint8_t p[2 + VND_DATA_CHUNK], st = 0;
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    card_status_t cs = esc_on(n, n->h, n->esc_ioctl, VND_ANNOUNCE_BEGIN, p, 2, NULL, 0, NULL, &st);
+    for (size_t off = 0; cs == CARD_OK && st == VND_ST_OK && off < len; off += VND_DATA_CHUNK) {
+        size_t k = len - off < VND_DATA_CHUNK ? len - off : VND_DATA_CHUNK;
+        p[0] = (uint8_t)(off >> 8);
+        p[1] = (uint8_t)off;
+        memcpy(p + 2, msg + off, k);
+        cs = esc_on(n, n->h, n->esc_ioctl, VND_ANNOUNCE_DATA, p, 2 + k, NULL, 0, NULL, &st);
+    }
+    uint8_t d[32];
+    size_t dl = 0;
+    if (cs == CARD_OK && st == VND_ST_OK)
+        cs = esc_on(n, n->h, n->esc_ioctl, VND_ANNOUNCE_END, NULL, 0, d, sizeof d, &dl, &st);
+    if (cs != CARD_OK)
+        return cs;
+    if (st != VND_ST_OK) {
+        /* 01 LENGTH, 02 FORMAT, 03 DIGEST: our message; 04 STATE: someone
+         * else's upload in between (we hold the transaction: should not be). */
+        set_err(n, "the appliance refused the announcement (status %02X)", st);
+        return st == VND_ST_STATE ? CARD_ERR_BACKEND : CARD_ERR_BAD_INPUT;
+    }
+    if (dl != 32 || (expect && memcmp(d, expect, 32) != 0)) {
+        uint8_t s2;
+        esc_on(n, n->h, n->esc_ioctl, VND_ANNOUNCE_CLEAR, NULL, 0, NULL, 0, NULL, &s2);
+        set_err(n, "the appliance would let another digest be signed than ours: cleared");
+        return CARD_ERR_BAD_INPUT;
+    }
+    return CARD_OK;
+}
+
+card_status_t card_native_announce(card_backend_t *b, const uint8_t *msg, size_t msg_len,
+                                   const uint8_t expect[32])
+{
+    if (!b || b->ops != &native_ops)
+        return CARD_ERR_NOT_SUPPORTED;
+    native_t *n = native_of(b);
+    bool reset;
+    card_status_t st = txn_begin(n, &reset);
+    if (st != CARD_OK)
+        return st;
+    st = announce_locked(n, msg, msg_len, expect);
+    txn_end(n);
+    return st;
+}
+
+card_status_t card_native_sign_announced(card_backend_t *b, const uint8_t *msg, size_t msg_len,
+                                         card_key_role_t role, card_mech_t mech, const uint8_t *in,
+                                         size_t in_len, uint8_t *sig, size_t sig_cap,
+                                         size_t *sig_len)
+{
+    if (!b || b->ops != &native_ops)
+        return CARD_ERR_NOT_SUPPORTED;
+    if (!msg)
+        return native_sign(b, role, mech, in, in_len, sig, sig_cap, sig_len);
+    native_t *n = native_of(b);
+    if (sig_len)
+        *sig_len = 0;
+    if (!in || in_len != 32 || mech != CARD_MECH_SHA256) {
+        set_err(n, "an announced signature is over a SHA-256 hash");
+        return CARD_ERR_BAD_INPUT;
+    }
+    /* One transaction around both (pcsc-lite counts nested transactions of a
+     * handle): no other client's command, reset or announcement comes between. */
+    bool reset;
+    card_status_t st = txn_begin(n, &reset);
+    if (st != CARD_OK)
+        return st;
+    if (reset) {
+        txn_end(n);
+        set_err(n, "card was reset by another application: PIN needed again");
+        return CARD_ERR_PIN_REQUIRED;
+    }
+    st = announce_locked(n, msg, msg_len, in);
+    if (st == CARD_OK)
+        st = native_sign(b, role, mech, in, in_len, sig, sig_cap, sig_len);
+    txn_end(n);
+    return st;
+}
+
+/* The receipt's key reference, digest length and digest (docs/appliance.md
+ * "Receipts": body offsets 5, 7, 12). */
+static bool receipt_is_for(const uint8_t *r, size_t rl, const uint8_t *digest, size_t dlen)
+{
+    return rl > VND_RECEIPT_BODY && memcmp(r, "CRCP", 4) == 0 && r[4] == 0x01 && r[7] == dlen &&
+           dlen <= 32 && memcmp(r + 12, digest, dlen) == 0;
+}
+
+card_status_t card_native_fetch_receipt(card_backend_t *b, const uint8_t *digest, size_t digest_len,
+                                        uint8_t *out, size_t cap, size_t *len)
+{
+    if (len)
+        *len = 0;
+    if (!b || b->ops != &native_ops || !len)
+        return CARD_ERR_NOT_SUPPORTED;
+    native_t *n = native_of(b);
+    if (!digest || (digest_len != 20 && digest_len != 32) || !out) {
+        set_err(n, "fetch_receipt: bad digest");
+        return CARD_ERR_BAD_INPUT;
+    }
+    SCARDHANDLE h = 0;
+    DWORD ioctl = 0;
+    bool temp = false;
+    card_status_t st = esc_handle(n, &h, &ioctl, &temp);
+    if (st != CARD_OK)
+        return st;
+    uint8_t r[CARD_NATIVE_RECEIPT_MAX + 8];
+    uint32_t number = 0xFFFFFFFFu;
+    for (int i = 0; i < VND_RECEIPTS_KEPT && st == CARD_OK; i++) {
+        uint8_t p[4] = {(uint8_t)(number >> 24), (uint8_t)(number >> 16), (uint8_t)(number >> 8),
+                        (uint8_t)number};
+        size_t rl = 0;
+        uint8_t vs = 0;
+        st = esc_on(n, h, ioctl, VND_GET_RECEIPT, p, sizeof p, r, sizeof r, &rl, &vs);
+        if (st != CARD_OK || vs != VND_ST_OK)
+            break; /* NOT_FOUND: no (more) receipt */
+        if (rl > VND_RECEIPT_BODY && rl <= cap && receipt_is_for(r, rl, digest, digest_len)) {
+            memcpy(out, r, rl);
+            *len = rl;
+            break;
+        }
+        if (rl < 12)
+            break;
+        uint32_t c = (uint32_t)r[8] << 24 | (uint32_t)r[9] << 16 | (uint32_t)r[10] << 8 | r[11];
+        if (c <= 1)
+            break;
+        number = c - 1;
+    }
+    if (temp)
+        SCardDisconnect(h, SCARD_LEAVE_CARD);
+    return st;
+}
+
+card_status_t card_native_device_info(card_backend_t *b, uint8_t *out, size_t cap, size_t *len)
+{
+    uint8_t vs = 0;
+    card_status_t st = card_native_escape(b, VND_GET_DEVICE_INFO, NULL, 0, out, cap, len, &vs);
+    if (st == CARD_OK && vs != VND_ST_OK)
+        st = CARD_ERR_BACKEND;
+    return st;
+}
+
+card_status_t card_native_set_config(card_backend_t *b, int timeout_s, int auth_policy,
+                                     int language)
+{
+    if (!b || b->ops != &native_ops)
+        return CARD_ERR_NOT_SUPPORTED;
+    native_t *n = native_of(b);
+    uint8_t p[16];
+    size_t o = 0;
+    if (timeout_s >= 0) {
+        if (timeout_s < 5 || timeout_s > 600) {
+            set_err(n, "confirmation timeout %d s (5..600)", timeout_s);
+            return CARD_ERR_BAD_INPUT;
+        }
+        const uint8_t f[5] = {0x01, 0x00, 0x02, (uint8_t)(timeout_s >> 8), (uint8_t)timeout_s};
+        memcpy(p + o, f, sizeof f);
+        o += sizeof f;
+    }
+    if (auth_policy >= 0) {
+        const uint8_t f[4] = {0x02, 0x00, 0x01, (uint8_t)(auth_policy ? 1 : 0)};
+        memcpy(p + o, f, sizeof f);
+        o += sizeof f;
+    }
+    if (language >= 0) {
+        const uint8_t f[4] = {0x03, 0x00, 0x01, (uint8_t)(language ? 1 : 0)};
+        memcpy(p + o, f, sizeof f);
+        o += sizeof f;
+    }
+    if (o == 0)
+        return CARD_OK;
+    uint8_t vs = 0;
+    card_status_t st = card_native_escape(b, VND_SET_CONFIG, p, o, NULL, 0, NULL, &vs);
+    if (st == CARD_OK && vs != VND_ST_OK)
+        st = CARD_ERR_BAD_INPUT;
+    return st;
+}
+
+bool card_native_has_escape(card_backend_t *b)
+{
+    if (!b || b->ops != &native_ops)
+        return false;
+    native_t *n = native_of(b);
+    return n->connected && n->esc_ioctl != 0;
 }

@@ -24,6 +24,7 @@
 
 #include "audit.h"
 #include "card.h"
+#include "card_native.h"
 #include "identity.h"
 
 #define CACHETD_VERSION "0.1.0"
@@ -55,6 +56,12 @@ typedef struct {
     uint64_t max_mail_size;
     int timeout_s;        /* per request: longest wait for the card (PIN pad) */
     int frame_timeout_ms; /* a started frame must be complete within this */
+    /* The appliance (issue 5, docs/appliance.md): set through its vendor
+     * commands when a reader is seen; the pin of its device key. */
+    int language;              /* 0 French (default), 1 English */
+    int confirm_timeout_s;     /* 0 = the appliance's own (60 s), else 5..600 */
+    int auth_confirm;          /* -1 the appliance's own (no confirmation), 0 or 1 */
+    char device_pin[PATH_MAX]; /* "" = beside the audit log: <dir>/device.pin */
 } cachetd_config_t;
 
 typedef enum {
@@ -102,11 +109,12 @@ size_t cachetd_events_subscribers(void);
 typedef struct cachetd_card cachetd_card_t;
 
 typedef enum {
-    CACHETD_OP_INFO = 1,   /* get_info */
-    CACHETD_OP_PIN_STATUS, /* pin_status */
-    CACHETD_OP_VERIFY_PIN, /* verify_pin (pin_set false = PIN pad) */
-    CACHETD_OP_SIGN,       /* sign */
-    CACHETD_OP_LOGOUT,     /* logout */
+    CACHETD_OP_INFO = 1,    /* get_info */
+    CACHETD_OP_PIN_STATUS,  /* pin_status */
+    CACHETD_OP_VERIFY_PIN,  /* verify_pin (pin_set false = PIN pad) */
+    CACHETD_OP_SIGN,        /* sign */
+    CACHETD_OP_LOGOUT,      /* logout */
+    CACHETD_OP_DEVICE_INFO, /* the appliance's GET_DEVICE_INFO (native backend) */
 } cachetd_op_kind_t;
 
 /* One card operation, as a client thread asks for it. cachetd_card_run copies
@@ -121,12 +129,24 @@ typedef struct {
     card_mech_t mech;
     uint8_t in[CACHETD_SIGN_IN_MAX];
     size_t in_len;
+    /* sign on the appliance (issue 5): the ANNOUNCE message (0 bytes: not
+     * announced), and the receipt to fetch afterwards for receipt_digest (what
+     * the card signs; 0 bytes: none) */
+    uint8_t announce[CARD_NATIVE_ANNOUNCE_MAX];
+    size_t announce_len;
+    uint8_t receipt_digest[32];
+    size_t receipt_digest_len;
     /* out */
     int tries_left; /* -1 unknown */
     bool verified;
     card_info_t info;
     uint8_t sig[CARD_SIG_MAX];
     size_t sig_len;
+    bool announced;                           /* the appliance was told what is signed */
+    uint8_t receipt[CARD_NATIVE_RECEIPT_MAX]; /* the receipt of that signature */
+    size_t receipt_len;
+    uint8_t device_info[CARD_NATIVE_INFO_MAX]; /* GET_DEVICE_INFO's payload */
+    size_t device_info_len;
 } cachetd_op_t;
 
 /* What the daemon knows about the reader and the card (public data only). */
@@ -156,6 +176,10 @@ void cachetd_card_stop(cachetd_card_t *c);
  * CARD_ERR_REMOVED as soon as the card leaves (queued or running),
  * CARD_ERR_TIMEOUT past the deadline (a queued op is then dropped, never run). */
 card_status_t cachetd_card_run(cachetd_card_t *c, cachetd_op_t *op, int timeout_ms);
+/* The appliance's settings (SET_CONFIG, negative = leave the appliance's own),
+ * applied now (queued) and again whenever a reader or card is seen. */
+void cachetd_card_configure_appliance(cachetd_card_t *c, int confirm_timeout_s, int auth_policy,
+                                      int language);
 /* Copies the state; first waits (up to wait_ms) for a bind in progress. */
 void cachetd_card_snapshot(cachetd_card_t *c, cachetd_card_snapshot_t *out, int wait_ms);
 

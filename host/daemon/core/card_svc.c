@@ -19,7 +19,7 @@
 #include "cachetd.h"
 
 typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_DONE } job_state_t;
-typedef enum { JOB_USER = 0, JOB_PROBE, JOB_BIND, JOB_FORGET } job_type_t;
+typedef enum { JOB_USER = 0, JOB_PROBE, JOB_BIND, JOB_FORGET, JOB_CONFIGURE } job_type_t;
 
 typedef struct job {
     struct job *next;
@@ -43,6 +43,9 @@ struct cachetd_card {
     bool stopping;
     int binds_pending;
     cachetd_card_snapshot_t st; /* the state; copied out by snapshots */
+    /* The appliance's settings (cachetd_card_configure_appliance), under mu. */
+    bool appl_set;
+    int appl_timeout, appl_auth, appl_lang;
 };
 
 static void job_release_locked(job_t *j)
@@ -66,7 +69,7 @@ static void deadline_after(struct timespec *ts, int ms)
 
 static bool needs_card(cachetd_op_kind_t k)
 {
-    return k != CACHETD_OP_INFO;
+    return k != CACHETD_OP_INFO && k != CACHETD_OP_DEVICE_INFO;
 }
 
 /* Queues a job (locked). */
@@ -176,6 +179,21 @@ static json_object *card_fields(const card_info_t *info)
     return f;
 }
 
+/* The appliance's settings, through its vendor command (native backend with
+ * an appliance only; anything else is not an error worth more than a line). */
+static void apply_appliance_config(cachetd_card_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool set = c->appl_set;
+    int t = c->appl_timeout, a = c->appl_auth, l = c->appl_lang;
+    pthread_mutex_unlock(&c->mu);
+    if (!set)
+        return;
+    card_status_t st = card_native_set_config(c->b, t, a, l);
+    if (st != CARD_OK && st != CARD_ERR_NOT_SUPPORTED && st != CARD_ERR_NO_READER)
+        cachetd_log("appliance settings not applied: %s (%s)", card_status_name(st), last_error(c));
+}
+
 /* Bind the card in the reader (worker thread, unlocked). */
 static void do_bind(cachetd_card_t *c, uint64_t gen)
 {
@@ -183,6 +201,8 @@ static void do_bind(cachetd_card_t *c, uint64_t gen)
     memset(&info, 0, sizeof info);
     const card_ops_t *ops = c->b->ops;
     card_status_t st = ops->bind(c->b, &info);
+    if (st == CARD_OK)
+        apply_appliance_config(c); /* a card reset does not undo them; a replug does */
     card_cert_t *certs = NULL;
     size_t n = 0;
     bool from_cache = false, id_ok = false;
@@ -282,6 +302,8 @@ static void do_probe(cachetd_card_t *c, uint64_t gen)
         }
     }
     pthread_mutex_unlock(&c->mu);
+    if (current && st == CARD_OK && !info.present)
+        apply_appliance_config(c); /* no card to bind: the reader all the same */
     if (current && st == CARD_OK && info.present)
         do_bind(c, gen);
 }
@@ -304,10 +326,41 @@ static card_status_t do_user(cachetd_card_t *c, job_t *j)
         cachetd_wipe(op->pin, sizeof op->pin);
         break;
     case CACHETD_OP_SIGN:
-        st = ops->sign(c->b, op->role, op->mech, op->in, op->in_len, op->sig, sizeof op->sig,
-                       &op->sig_len);
+        op->announced = false;
+        op->receipt_len = 0;
+        op->device_info_len = 0;
+        if (op->announce_len > 0 && op->announce_len <= sizeof op->announce &&
+            card_native_has_escape(c->b)) {
+            /* announce + sign in one transaction (docs/appliance.md "The gate") */
+            op->announced = true;
+            st = card_native_sign_announced(c->b, op->announce, op->announce_len, op->role,
+                                            op->mech, op->in, op->in_len, op->sig, sizeof op->sig,
+                                            &op->sig_len);
+        } else {
+            st = ops->sign(c->b, op->role, op->mech, op->in, op->in_len, op->sig, sizeof op->sig,
+                           &op->sig_len);
+        }
         if (st == CARD_OK && op->sig_len > sizeof op->sig)
             st = CARD_ERR_BACKEND;
+        if (st == CARD_OK && op->receipt_digest_len > 0 && card_native_has_escape(c->b)) {
+            /* The receipt of what the holder confirmed, and the key that signed
+             * it; a failure here does not undo the signature. */
+            card_status_t rs =
+                card_native_fetch_receipt(c->b, op->receipt_digest, op->receipt_digest_len,
+                                          op->receipt, sizeof op->receipt, &op->receipt_len);
+            if (rs == CARD_OK && op->receipt_len > 0)
+                rs = card_native_device_info(c->b, op->device_info, sizeof op->device_info,
+                                             &op->device_info_len);
+            if (rs != CARD_OK) {
+                cachetd_log("receipt: not fetched: %s (%s)", card_status_name(rs), last_error(c));
+                op->receipt_len = 0;
+                op->device_info_len = 0;
+            }
+        }
+        break;
+    case CACHETD_OP_DEVICE_INFO:
+        st = card_native_device_info(c->b, op->device_info, sizeof op->device_info,
+                                     &op->device_info_len);
         break;
     case CACHETD_OP_LOGOUT:
         ops->logout(c->b);
@@ -361,6 +414,8 @@ static void learn_locked(cachetd_card_t *c, const job_t *j, card_status_t st)
     case CACHETD_OP_LOGOUT:
         c->st.pin_verified = false;
         break;
+    case CACHETD_OP_DEVICE_INFO:
+        break;
     }
 }
 
@@ -400,6 +455,9 @@ static void *worker_main(void *arg)
             break;
         case JOB_FORGET:
             c->b->ops->logout(c->b);
+            break;
+        case JOB_CONFIGURE:
+            apply_appliance_config(c);
             break;
         case JOB_USER:
             st = do_user(c, j);
@@ -620,6 +678,9 @@ card_status_t cachetd_card_run(cachetd_card_t *c, cachetd_op_t *op, int timeout_
     j->refs = 2;
     op->tries_left = -1;
     op->sig_len = 0;
+    op->announced = false;
+    op->receipt_len = 0;
+    op->device_info_len = 0;
     struct timespec dl;
     deadline_after(&dl, timeout_ms);
 
@@ -657,10 +718,32 @@ card_status_t cachetd_card_run(cachetd_card_t *c, cachetd_op_t *op, int timeout_
             memcpy(op->sig, j->op.sig, j->op.sig_len);
             op->sig_len = j->op.sig_len;
         }
+        op->announced = j->op.announced;
+        if (j->op.receipt_len <= sizeof op->receipt) {
+            memcpy(op->receipt, j->op.receipt, j->op.receipt_len);
+            op->receipt_len = j->op.receipt_len;
+        }
+        if (j->op.device_info_len <= sizeof op->device_info) {
+            memcpy(op->device_info, j->op.device_info, j->op.device_info_len);
+            op->device_info_len = j->op.device_info_len;
+        }
     }
     job_release_locked(j);
     pthread_mutex_unlock(&c->mu);
     return st;
+}
+
+void cachetd_card_configure_appliance(cachetd_card_t *c, int confirm_timeout_s, int auth_policy,
+                                      int language)
+{
+    pthread_mutex_lock(&c->mu);
+    c->appl_set = true;
+    c->appl_timeout = confirm_timeout_s;
+    c->appl_auth = auth_policy;
+    c->appl_lang = language;
+    if (!c->stopping && !queue_internal_locked(c, JOB_CONFIGURE))
+        cachetd_log("appliance settings: out of memory");
+    pthread_mutex_unlock(&c->mu);
 }
 
 void cachetd_card_snapshot(cachetd_card_t *c, cachetd_card_snapshot_t *out, int wait_ms)

@@ -22,6 +22,9 @@ void cachetd_config_defaults(cachetd_config_t *cfg)
     cfg->timeout_s = 120;
     cfg->frame_timeout_ms = 10000;
     cfg->use_cache = true;
+    cfg->language = 0;
+    cfg->confirm_timeout_s = 0;
+    cfg->auth_confirm = -1;
 }
 
 static bool copy_str(char *dst, size_t cap, const char *v, const char *key, char *err,
@@ -110,6 +113,34 @@ bool cachetd_config_set(cachetd_config_t *cfg, const char *key, const char *v, c
         cfg->timeout_s = (int)x;
         return true;
     }
+    /* The appliance (docs/appliance.md "Vendor commands": SET_CONFIG). */
+    if (strcmp(key, "language") == 0) {
+        if (strcmp(v, "fr") != 0 && strcmp(v, "en") != 0) {
+            snprintf(err, err_cap, "language: fr or en");
+            return false;
+        }
+        cfg->language = strcmp(v, "en") == 0 ? 1 : 0;
+        return true;
+    }
+    if (strcmp(key, "confirm-timeout") == 0) {
+        uint64_t x;
+        if (!parse_u64(v, 5, 600, &x)) {
+            snprintf(err, err_cap, "confirm-timeout: seconds, 5..600");
+            return false;
+        }
+        cfg->confirm_timeout_s = (int)x;
+        return true;
+    }
+    if (strcmp(key, "auth-confirm") == 0) {
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+            snprintf(err, err_cap, "auth-confirm: yes or no");
+            return false;
+        }
+        cfg->auth_confirm = strcmp(v, "yes") == 0 ? 1 : 0;
+        return true;
+    }
+    if (strcmp(key, "device-pin") == 0)
+        return copy_str(cfg->device_pin, sizeof cfg->device_pin, v, key, err, err_cap);
     snprintf(err, err_cap, "unknown option '%s'", key);
     return false;
 }
@@ -172,6 +203,8 @@ void cachetd_config_usage(FILE *out)
           "               [--reader NAME] [--trust PEM] [--audit-log PATH] [--cache-dir DIR]\n"
           "               [--allow-group GROUP] [--log FILE] [--max-mail-size BYTES]\n"
           "               [--timeout SECONDS] [--config FILE] [--no-cache]\n"
+          "               [--language fr|en] [--confirm-timeout SECONDS] [--auth-confirm yes|no]\n"
+          "               [--device-pin PATH]\n"
           "\n"
           "The one owner of the CPS card on this workstation (docs/cachet.md, docs/protocol.md).\n"
           "Options may also be given as 'key = value' lines (same names, without the dashes)\n"
@@ -185,13 +218,18 @@ void cachetd_config_usage(FILE *out)
           "  --allow-group GROUP  also serve members of GROUP (socket 0660, that group)\n"
           "  --log FILE           default stderr\n"
           "  --max-mail-size N    largest message sign-mail/verify-mail accept (bytes)\n"
-          "  --timeout S          longest wait for the card in one request (default 120)\n",
+          "  --timeout S          longest wait for the card in one request (default 120)\n"
+          "  --language L         the Cachet appliance's screens: fr (default) or en\n"
+          "  --confirm-timeout S  the appliance waits S s (5..600, its default 60) for OK\n"
+          "  --auth-confirm yes   the appliance asks OK for each authentication too\n"
+          "  --device-pin PATH    the pinned device key, default: beside the audit log\n",
           out);
 }
 
 static const char *const value_opts[] = {
-    "socket",    "backend",     "pkcs11-module", "reader",        "trust",   "audit-log",
-    "cache-dir", "allow-group", "log",           "max-mail-size", "timeout", "config",
+    "socket",    "backend",         "pkcs11-module", "reader",        "trust",   "audit-log",
+    "cache-dir", "allow-group",     "log",           "max-mail-size", "timeout", "config",
+    "language",  "confirm-timeout", "auth-confirm",  "device-pin",
 };
 
 /* Returns the option's name if arg is "--name" or "--name=value" of a known
@@ -316,6 +354,17 @@ bool cachetd_config_finish(cachetd_config_t *cfg, char *err, size_t err_cap)
                   "cachet/audit.log")) {
         snprintf(err, err_cap, "no XDG_STATE_HOME or HOME: use --audit-log");
         return false;
+    }
+    if (cfg->device_pin[0] == '\0') {
+        /* cachetd's state directory: where the audit log is */
+        const char *slash = strrchr(cfg->audit_log, '/');
+        size_t dl = slash != NULL ? (size_t)(slash - cfg->audit_log) : 1;
+        int n = snprintf(cfg->device_pin, sizeof cfg->device_pin, "%.*s/device.pin", (int)dl,
+                         slash != NULL ? cfg->audit_log : ".");
+        if (n < 0 || (size_t)n >= sizeof cfg->device_pin) {
+            snprintf(err, err_cap, "device pin path too long: use --device-pin");
+            return false;
+        }
     }
     if (cfg->trust[0] == '\0') {
         char p[PATH_MAX];

@@ -348,6 +348,10 @@ int main(int argc, char **argv)
         cachetd_log("cannot start the card threads"); /* (it closed the backend) */
         goto out;
     }
+    /* The appliance's language (fr by default) and confirmation settings. */
+    cachetd_card_configure_appliance(ctx->card,
+                                     cfg->confirm_timeout_s > 0 ? cfg->confirm_timeout_s : -1,
+                                     cfg->auth_confirm, cfg->language);
     lfd = make_socket(cfg, err, sizeof err);
     if (lfd < 0) {
         cachetd_log("%s", err);

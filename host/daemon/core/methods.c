@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "cachetd.h"
+#include "device.h"
 #include "proto.h"
 #include "smime.h"
 
@@ -178,6 +179,7 @@ static void emit_pin_needed(cachetd_client_t *cl, const char *operation)
     json_object_object_add(f, "pid", json_object_new_int64(cl->pid));
     json_object_object_add(f, "message",
                            json_object_new_string("type the PIN on the Cachet reader"));
+    json_object_object_add(f, "pinpad", json_object_new_boolean(true)); /* not on the terminal */
     cachetd_events_emit("pin-needed", f);
 }
 
@@ -202,18 +204,102 @@ static card_status_t verify(cachetd_ctx_t *ctx, cachetd_client_t *cl, const char
     return st;
 }
 
+/* The appliance's part in a signature (issue 5): what to announce, which
+ * receipt to fetch, and what came back. */
+typedef struct {
+    const uint8_t *announce; /* the ANNOUNCE message, NULL = unannounced */
+    size_t announce_len;
+    uint8_t receipt_digest[32]; /* what the card signs; 0 bytes = no receipt wanted */
+    size_t receipt_digest_len;
+    bool announced;
+    uint8_t receipt[CARD_NATIVE_RECEIPT_MAX];
+    size_t receipt_len;
+    uint8_t device_info[CARD_NATIVE_INFO_MAX];
+    size_t device_info_len;
+} sign_trust_t;
+
+/* DER DigestInfo prefixes (RFC 8017 §9.2 note 1). */
+static const uint8_t di_sha1[15] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E,
+                                    0x03, 0x02, 0x1A, 0x05, 0x00, 0x04, 0x14};
+static const uint8_t di_sha256[19] = {0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                      0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+
+/* The digest the appliance's gate sees for this signature, as its receipt
+ * will carry it (docs/appliance.md "The gate": PSO CDS over the bare hash;
+ * INTERNAL AUTHENTICATE: the hash of a DigestInfo(SHA-256), else SHA-256 of
+ * the data). Returns its length (20 or 32), 0 if it cannot be said. */
+static size_t gate_digest(card_key_role_t role, card_mech_t mech, const uint8_t *in, size_t n,
+                          uint8_t out[32])
+{
+    if (mech == CARD_MECH_SHA256 && n == 32) {
+        memcpy(out, in, 32);
+        return 32;
+    }
+    if (mech == CARD_MECH_RSA_PKCS && n == sizeof di_sha256 + 32 &&
+        memcmp(in, di_sha256, sizeof di_sha256) == 0) {
+        memcpy(out, in + sizeof di_sha256, 32);
+        return 32;
+    }
+    if (role == CARD_KEY_SIGN) {
+        if (mech == CARD_MECH_SHA1 && n == 20) {
+            memcpy(out, in, 20);
+            return 20;
+        }
+        if (mech == CARD_MECH_RSA_PKCS && n == sizeof di_sha1 + 20 &&
+            memcmp(in, di_sha1, sizeof di_sha1) == 0) {
+            memcpy(out, in + sizeof di_sha1, 20);
+            return 20;
+        }
+        return 0;
+    }
+    if (mech == CARD_MECH_SHA1 && n == 20) {
+        uint8_t di[sizeof di_sha1 + 20];
+        memcpy(di, di_sha1, sizeof di_sha1);
+        memcpy(di + sizeof di_sha1, in, 20);
+        SHA256(di, sizeof di, out);
+        return 32;
+    }
+    SHA256(in, n, out);
+    return 32;
+}
+
 /* Signs, logging in first when asked (pin) or when the card says so and the
- * reader has a PIN pad. The PIN is never retried. */
+ * reader has a PIN pad. The PIN is never retried. t (may be NULL): the
+ * announcement and the receipt. */
 static card_status_t sign_logged_in(cachetd_ctx_t *ctx, cachetd_client_t *cl, const char *pin,
                                     const char *operation, card_key_role_t role, card_mech_t mech,
                                     const uint8_t *in, size_t in_len, uint8_t *sig, size_t sig_cap,
-                                    size_t *sig_len, int *tries_left)
+                                    size_t *sig_len, int *tries_left, sign_trust_t *t)
 {
     *tries_left = -1;
     if (pin != NULL) {
         card_status_t st = verify(ctx, cl, pin, operation, tries_left);
         if (st != CARD_OK)
             return st;
+    }
+    if (pin == NULL && t != NULL && role == CARD_KEY_SIGN) {
+        /* The appliance asks the holder to confirm before the card sees the
+         * signature: ask for the PIN (on the PIN pad) first, not after an OK
+         * that the card would then refuse (6982). Only when cachetd does not
+         * know the PIN verified (no APDU in the steady state); the empty VERIFY
+         * costs no try. */
+        cachetd_op_t *ps = calloc(1, sizeof *ps);
+        cachetd_card_snapshot_t *snap = malloc(sizeof *snap);
+        bool need = false;
+        if (ps != NULL && snap != NULL) {
+            cachetd_card_snapshot(ctx->card, snap, 0);
+            ps->kind = CACHETD_OP_PIN_STATUS;
+            need = snap->info.pinpad && !snap->pin_verified &&
+                   cachetd_card_run(ctx->card, ps, STATUS_WAIT_MS) == CARD_OK && !ps->verified &&
+                   ps->tries_left != 0;
+        }
+        free(ps);
+        free(snap);
+        if (need) {
+            card_status_t vst = verify(ctx, cl, NULL, operation, tries_left);
+            if (vst != CARD_OK)
+                return vst;
+        }
     }
     cachetd_op_t *op = calloc(1, sizeof *op);
     if (op == NULL)
@@ -229,7 +315,27 @@ static card_status_t sign_logged_in(cachetd_ctx_t *ctx, cachetd_client_t *cl, co
             op->mech = mech;
             memcpy(op->in, in, in_len);
             op->in_len = in_len;
+            if (t != NULL && t->announce != NULL && t->announce_len <= sizeof op->announce) {
+                memcpy(op->announce, t->announce, t->announce_len);
+                op->announce_len = t->announce_len;
+            }
+            if (t != NULL && t->receipt_digest_len <= sizeof op->receipt_digest) {
+                memcpy(op->receipt_digest, t->receipt_digest, t->receipt_digest_len);
+                op->receipt_digest_len = t->receipt_digest_len;
+            }
             st = cachetd_card_run(ctx->card, op, op_timeout(ctx));
+            if (t != NULL) {
+                t->announced = op->announced;
+                t->receipt_len = 0;
+                t->device_info_len = 0;
+                if (st == CARD_OK && op->receipt_len <= sizeof t->receipt &&
+                    op->device_info_len <= sizeof t->device_info) {
+                    memcpy(t->receipt, op->receipt, op->receipt_len);
+                    t->receipt_len = op->receipt_len;
+                    memcpy(t->device_info, op->device_info, op->device_info_len);
+                    t->device_info_len = op->device_info_len;
+                }
+            }
             if (st != CARD_ERR_PIN_REQUIRED || attempt > 0 || pin != NULL)
                 break;
             cachetd_card_snapshot_t *snap = malloc(sizeof *snap);
@@ -321,6 +427,93 @@ static void finish_op(cachetd_ctx_t *ctx, cachetd_client_t *cl, reply_t *r, cons
     cachetd_log("%s%s%s for pid %ld (%s): %s", operation, key != NULL ? " with key " : "",
                 key != NULL ? key : "", (long)cl->pid, cl->exe, result);
     emit_finished(cl, operation, key, result);
+}
+
+/* ---- the appliance's receipts and device key (issue 5) -------------------- */
+
+static const char *device_pin_path(const cachetd_ctx_t *ctx)
+{
+    return ctx->cfg->device_pin[0] != '\0' ? ctx->cfg->device_pin : NULL;
+}
+
+/* The receipt of a confirmed signature, for its audit entry: the appliance's
+ * bytes, its fields, and what cachetd made of it — checked with the device
+ * key the appliance reports, which is compared with (or, the first time,
+ * pinned as) the pinned key. A key other than the pinned one is reported
+ * loudly and recorded, never pinned. NULL when there is no receipt. */
+static json_object *receipt_entry(cachetd_ctx_t *ctx, const sign_trust_t *t, const char *operation)
+{
+    if (t->receipt_len == 0)
+        return NULL;
+    device_receipt_t *rc = malloc(sizeof *rc);
+    if (rc == NULL)
+        return NULL;
+    char why[200] = "";
+    json_object *o = NULL;
+    if (!device_receipt_parse(t->receipt, t->receipt_len, rc, why, sizeof why)) {
+        cachetd_log("%s: the appliance's receipt is malformed: %s", operation, why);
+        free(rc);
+        return NULL;
+    }
+    o = device_receipt_json(rc);
+    device_info_t info;
+    bool have_key =
+        device_info_parse(t->device_info, t->device_info_len, &info) && info.spki_len > 0;
+    bool verified =
+        have_key && device_receipt_verify(rc, info.spki, info.spki_len, why, sizeof why);
+    json_object_object_add(o, "verified", json_object_new_boolean(verified));
+    if (have_key) {
+        char fpr[DEVICE_FPR_HEX], pinned[DEVICE_FPR_HEX], err[256] = "";
+        device_key_fingerprint(info.spki, info.spki_len, fpr);
+        json_object_object_add(o, "device_key", json_object_new_string(fpr));
+        const char *path = device_pin_path(ctx);
+        device_pin_status_t ps =
+            path != NULL ? device_pin_check(path, info.spki, info.spki_len, pinned, err, sizeof err)
+                         : DEVICE_PIN_ERROR;
+        json_object_object_add(o, "device_key_status",
+                               json_object_new_string(device_pin_status_name(ps)));
+        if (ps == DEVICE_PIN_NEW)
+            cachetd_log("device key %s pinned (first use) in %s", fpr, path);
+        else if (ps == DEVICE_PIN_MISMATCH)
+            cachetd_log("WARNING: THE APPLIANCE'S DEVICE KEY CHANGED: %s, pinned %s. Receipt %lu "
+                        "kept but NOT trusted; check the appliance (cachet device)",
+                        fpr, pinned, (unsigned long)rc->counter);
+        else if (ps == DEVICE_PIN_ERROR && path != NULL)
+            cachetd_log("device key pin %s: %s", path, err);
+    }
+    if (!verified)
+        cachetd_log("%s: receipt %lu does not verify with the device key: %s", operation,
+                    (unsigned long)rc->counter, why[0] ? why : "no device key");
+    free(rc);
+    return o;
+}
+
+/* The fields every confirmed signature adds to its audit entry. */
+static void trust_extra(cachetd_ctx_t *ctx, json_object *extra, const sign_trust_t *t,
+                        const char *operation)
+{
+    if (t->receipt_digest_len > 0) {
+        char h[65];
+        hex(t->receipt_digest, t->receipt_digest_len, h);
+        json_object_object_add(extra, "signed_digest", json_object_new_string(h));
+    }
+    json_object *r = receipt_entry(ctx, t, operation);
+    if (r != NULL)
+        json_object_object_add(extra, "receipt", r);
+}
+
+/* The receipt in a result: its number and what cachetd made of it. */
+static void result_receipt(json_object *result, json_object *extra)
+{
+    json_object *r = NULL, *v = NULL;
+    if (extra == NULL || !json_object_object_get_ex(extra, "receipt", &r))
+        return;
+    json_object *o = json_object_new_object();
+    static const char *const keys[] = {"counter", "verified", "device_key", "device_key_status"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_object_get_ex(r, keys[i], &v))
+            json_object_object_add(o, keys[i], json_object_get(v));
+    json_object_object_add(result, "receipt", o);
 }
 
 /* ---- methods -------------------------------------------------------------- */
@@ -611,6 +804,7 @@ static void m_login(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_reques
     char pin[CACHETD_PIN_MAX + 1];
     bool has = false;
     cachetd_card_snapshot_t *s = NULL;
+    json_object *extra = NULL;
     if (!take_pin(rq->params, pin, &has, r))
         goto out;
     if (proto_get_b64(rq->params, "challenge", true, challenge, sizeof challenge, &clen) !=
@@ -631,13 +825,27 @@ static void m_login(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_reques
     uint8_t sig[CARD_SIG_MAX];
     size_t sig_len = 0;
     int tries = -1;
+    sign_trust_t *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        fail(r, PROTO_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (ctx->cfg->auth_confirm == 1) /* the appliance confirms (and receipts) each use */
+        t->receipt_digest_len =
+            gate_digest(CARD_KEY_AUTH, CARD_MECH_SHA256, digest, sizeof digest, t->receipt_digest);
     card_status_t st =
         sign_logged_in(ctx, cl, has ? pin : NULL, "login", CARD_KEY_AUTH, CARD_MECH_SHA256, digest,
-                       sizeof digest, sig, sizeof sig, &sig_len, &tries);
+                       sizeof digest, sig, sizeof sig, &sig_len, &tries, t);
     if (st != CARD_OK) {
+        free(t);
         fail_card(ctx, r, st, tries);
         goto out;
     }
+    if (t->receipt_len > 0) {
+        extra = json_object_new_object();
+        trust_extra(ctx, extra, t, "login");
+    }
+    free(t);
     const card_cert_t *ac = &s->certs[s->id.auth_cert];
     json_object *o = json_object_new_object();
     proto_add_b64(o, "signature", sig, sig_len);
@@ -648,7 +856,9 @@ static void m_login(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_reques
 out:
     cachetd_wipe(pin, sizeof pin);
     free(s);
-    finish_op(ctx, cl, r, "login", "auth", have_digest ? digest : NULL, NULL);
+    if (r->code == NULL && r->result != NULL)
+        result_receipt(r->result, extra);
+    finish_op(ctx, cl, r, "login", "auth", have_digest ? digest : NULL, extra);
 }
 
 static void m_sign_digest(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_request_t *rq,
@@ -704,14 +914,28 @@ static void m_sign_digest(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_
     uint8_t sig[CARD_SIG_MAX];
     size_t sig_len = 0;
     int tries = -1;
+    /* Unannounced (a PKCS#11 client's request): the appliance shows it as such
+     * and asks for OK; its receipt is kept all the same. */
+    sign_trust_t *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        fail(r, PROTO_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (role == CARD_KEY_SIGN || ctx->cfg->auth_confirm == 1)
+        t->receipt_digest_len = gate_digest(role, mech, data, dlen, t->receipt_digest);
     card_status_t st = sign_logged_in(ctx, cl, has ? pin : NULL, "sign-digest", role, mech, data,
-                                      dlen, sig, sizeof sig, &sig_len, &tries);
+                                      dlen, sig, sizeof sig, &sig_len, &tries, t);
     if (st != CARD_OK) {
+        free(t);
         fail_card(ctx, r, st, tries);
         goto out;
     }
+    if (t->receipt_len > 0)
+        trust_extra(ctx, extra, t, "sign-digest");
+    free(t);
     r->result = json_object_new_object();
     proto_add_b64(r->result, "signature", sig, sig_len);
+    result_receipt(r->result, extra);
 out:
     cachetd_wipe(pin, sizeof pin);
     finish_op(ctx, cl, r, "sign-digest", key, have_digest ? digest : NULL, extra);
@@ -725,16 +949,42 @@ typedef struct {
     card_status_t st;
     int tries_left;
     bool called;
+    sign_trust_t t;                                /* announcement and receipt */
+    uint8_t signed_attrs[DEVICE_SIGNED_ATTRS_MAX]; /* what the signature covers */
+    size_t signed_attrs_len;
 } mail_sign_ctx_t;
 
-/* smime_sign's private-key operation: the card's SIGN key over SHA-256. */
-static int mail_sign_cb(void *vctx, const uint8_t hash[32], uint8_t *sig, size_t sig_cap,
-                        size_t *sig_len)
+/* smime_sign's private-key operation: the card's SIGN key over SHA-256 of the
+ * signedAttrs, announced to the appliance first (summary + signedAttrs:
+ * docs/appliance.md "The announcement"), so that the holder confirms on its
+ * screen what this message is. */
+static int mail_sign_cb(void *vctx, const smime_summary_t *summary, const uint8_t *signed_attrs,
+                        size_t signed_attrs_len, const uint8_t hash[32], uint8_t *sig,
+                        size_t sig_cap, size_t *sig_len)
 {
     mail_sign_ctx_t *m = vctx;
     m->called = true;
+    uint8_t *msg = malloc(DEVICE_ANNOUNCE_MAX);
+    size_t mlen = 0;
+    memset(&m->t, 0, sizeof m->t);
+    if (msg != NULL && device_announce_build(summary, signed_attrs, signed_attrs_len, msg,
+                                             DEVICE_ANNOUNCE_MAX, &mlen)) {
+        m->t.announce = msg;
+        m->t.announce_len = mlen;
+    } else {
+        /* the appliance will show it unannounced, with its fingerprint */
+        cachetd_log("sign-mail: no announcement (signedAttrs of %zu bytes)", signed_attrs_len);
+    }
+    if (signed_attrs_len <= sizeof m->signed_attrs) {
+        memcpy(m->signed_attrs, signed_attrs, signed_attrs_len);
+        m->signed_attrs_len = signed_attrs_len;
+    }
+    memcpy(m->t.receipt_digest, hash, 32);
+    m->t.receipt_digest_len = 32;
     m->st = sign_logged_in(m->ctx, m->cl, NULL, "sign-mail", CARD_KEY_SIGN, CARD_MECH_SHA256, hash,
-                           32, sig, sig_cap, sig_len, &m->tries_left);
+                           32, sig, sig_cap, sig_len, &m->tries_left, &m->t);
+    m->t.announce = NULL;
+    free(msg);
     return m->st == CARD_OK ? 0 : (int)m->st;
 }
 
@@ -856,6 +1106,7 @@ static void m_sign_mail(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_re
     STACK_OF(X509) *chain = NULL;
     smime_summary_t *sm = calloc(1, sizeof *sm);
     json_object *extra = NULL;
+    mail_sign_ctx_t *m = NULL;
     int spool = -1;
     if (sm == NULL) {
         fail(r, PROTO_E_INTERNAL, "out of memory");
@@ -904,27 +1155,47 @@ static void m_sign_mail(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_re
         fail(r, PROTO_E_INTERNAL, "no temporary file for the signed message");
         goto out;
     }
-    mail_sign_ctx_t m = {.ctx = ctx, .cl = cl, .st = CARD_OK, .tries_left = -1};
+    m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        fail(r, PROTO_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    m->ctx = ctx;
+    m->cl = cl;
+    m->st = CARD_OK;
+    m->tries_left = -1;
     smime_sign_args_t a = {
         .in_fd = cl->fds[0],
         .out_fd = spool,
         .max_size = (size_t)ctx->cfg->max_mail_size,
         .signer = signer,
         .chain = chain,
-        .sign = mail_sign_cb,
-        .sign_ctx = &m,
+        .sign_attrs = mail_sign_cb,
+        .sign_ctx = m,
     };
     int sign_status = 0;
     smime_status_t mst = smime_sign(&a, sm, &sign_status);
-    if (m.called) {
+    if (m->called) {
         have_digest = true;
         extra = json_object_new_object();
         json_object *mail = summary_json(sm);
         json_object_object_del(mail, "content_digest");
         json_object_object_add(extra, "mail", mail);
+        json_object_object_add(extra, "announced", json_object_new_boolean(m->t.announced));
+        if (m->signed_attrs_len > 0)
+            proto_add_b64(extra, "signed_attrs", m->signed_attrs, m->signed_attrs_len);
+        if (m->st == CARD_OK)
+            trust_extra(ctx, extra, &m->t, "sign-mail");
     }
     if (mst == SMIME_ERR_SIGN) {
-        fail_card(ctx, r, m.st != CARD_OK ? m.st : CARD_ERR_BACKEND, m.tries_left);
+        fail_card(ctx, r, m->st != CARD_OK ? m->st : CARD_ERR_BACKEND, m->tries_left);
+        if (m->st == CARD_ERR_CANCELLED)
+            snprintf(r->message, sizeof r->message,
+                     "the holder refused the signature on the appliance: nothing was signed");
+        else if (m->st == CARD_ERR_TIMEOUT && m->t.announced)
+            snprintf(r->message, sizeof r->message,
+                     "the signature was not confirmed on the appliance in time: nothing was "
+                     "signed");
         goto out;
     }
     if (mst != SMIME_OK) {
@@ -934,6 +1205,8 @@ static void m_sign_mail(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_re
     r->result = json_object_new_object();
     json_object_object_add(r->result, "status", json_object_new_string("ok"));
     json_object_object_add(r->result, "summary", summary_json(sm));
+    json_object_object_add(r->result, "announced", json_object_new_boolean(m->t.announced));
+    result_receipt(r->result, extra);
 out:
     cachetd_wipe(pin, sizeof pin);
     /* Audited before anything of the result reaches the client. */
@@ -950,6 +1223,7 @@ out:
     sk_X509_pop_free(chain, X509_free);
     free(s);
     free(sm);
+    free(m);
 }
 
 static void m_verify_mail(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_request_t *rq,
@@ -1020,12 +1294,148 @@ static void m_audit_verify(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto
     audit_verify_result_t v;
     memset(&v, 0, sizeof v);
     bool ok = audit_verify(ctx->audit_path, &v);
+    /* Then every receipt, with the pinned device key (issue 5). */
+    device_audit_result_t dv;
+    uint8_t spki[DEVICE_SPKI_MAX];
+    size_t spki_len = 0;
+    bool exists = false;
+    char perr[256] = "";
+    const char *pin = device_pin_path(ctx);
+    bool pinned = pin != NULL &&
+                  device_pin_load(pin, spki, sizeof spki, &spki_len, &exists, perr, sizeof perr);
+    if (pin != NULL && exists && !pinned)
+        cachetd_log("audit-verify: the pinned device key is unusable: %s", perr);
+    bool rok = device_audit_verify(ctx->audit_path, pinned ? spki : NULL, spki_len, &dv);
+    if (!rok && exists && !pinned)
+        snprintf(dv.reason, sizeof dv.reason, "the pinned device key is unusable: %.180s", perr);
+    bool all = ok && v.ok && rok;
     r->result = json_object_new_object();
-    json_object_object_add(r->result, "ok", json_object_new_boolean(ok && v.ok));
+    json_object_object_add(r->result, "ok", json_object_new_boolean(all));
     json_object_object_add(r->result, "entries", json_object_new_int64((int64_t)v.entries));
-    json_object_object_add(r->result, "first_bad", json_object_new_int64((int64_t)v.first_bad));
-    json_object_object_add(r->result, "reason", json_object_new_string(v.reason));
+    json_object_object_add(
+        r->result, "first_bad",
+        json_object_new_int64((int64_t)(ok && v.ok ? dv.first_bad : v.first_bad)));
+    json_object_object_add(r->result, "reason",
+                           json_object_new_string(ok && v.ok && !rok ? dv.reason : v.reason));
     json_object_object_add(r->result, "path", json_object_new_string(ctx->audit_path));
+    json_object_object_add(r->result, "chain_ok", json_object_new_boolean(ok && v.ok));
+    json_object *rc = json_object_new_object();
+    json_object_object_add(rc, "ok", json_object_new_boolean(rok));
+    json_object_object_add(rc, "checked", json_object_new_int64((int64_t)dv.receipts));
+    json_object_object_add(rc, "first_bad", json_object_new_int64((int64_t)dv.first_bad));
+    json_object_object_add(rc, "reason", json_object_new_string(dv.reason));
+    if (pinned) {
+        char fpr[DEVICE_FPR_HEX];
+        device_key_fingerprint(spki, spki_len, fpr);
+        json_object_object_add(rc, "device_key", json_object_new_string(fpr));
+    }
+    json_object_object_add(r->result, "receipts", rc);
+    if (!rok)
+        cachetd_log("audit-verify: receipts: %s", dv.reason);
+}
+
+/* The appliance's device key (GET_DEVICE_INFO), pinned on first use; with
+ * {"repin":true}, a changed key is pinned instead (the holder's decision). */
+static void m_device(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_request_t *rq,
+                     reply_t *r)
+{
+    bool repin = false;
+    json_object *v = NULL;
+    if (rq->params != NULL && json_object_object_get_ex(rq->params, "repin", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            fail(r, PROTO_E_BAD_INPUT, "repin: true or false");
+            return;
+        }
+        repin = json_object_get_boolean(v);
+    }
+    cachetd_op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        fail(r, PROTO_E_INTERNAL, "out of memory");
+        return;
+    }
+    op->kind = CACHETD_OP_DEVICE_INFO;
+    card_status_t st = cachetd_card_run(ctx->card, op, STATUS_WAIT_MS * 5);
+    device_info_t info;
+    if (st == CARD_ERR_NOT_SUPPORTED) {
+        fail(r, PROTO_E_NOT_SUPPORTED,
+             "the reader is not a Cachet appliance that answers vendor commands");
+    } else if (st != CARD_OK) {
+        fail_card(ctx, r, st, -1);
+    } else if (!device_info_parse(op->device_info, op->device_info_len, &info)) {
+        fail(r, PROTO_E_BACKEND, "the appliance's device information is malformed");
+    } else {
+        json_object *o = json_object_new_object();
+        char ver[16];
+        snprintf(ver, sizeof ver, "%u.%u.%u", info.version[0], info.version[1], info.version[2]);
+        json_object_object_add(o, "firmware", json_object_new_string(ver));
+        json_object_object_add(o, "counter", json_object_new_int64((int64_t)info.counter));
+        json_object_object_add(o, "flags", json_object_new_int(info.flags));
+        json_object *fl = json_object_new_array();
+        static const struct {
+            uint8_t bit;
+            const char *name;
+        } names[] = {{DEVICE_INFO_NEW_KEY, "new-key"},
+                     {DEVICE_INFO_KEY_REPLACED, "key-replaced"},
+                     {DEVICE_INFO_NO_KEY, "no-key"},
+                     {DEVICE_INFO_NOT_STORED, "key-not-stored"},
+                     {DEVICE_INFO_COUNTER_BAD, "counter-damaged"}};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (info.flags & names[i].bit)
+                json_object_array_add(fl, json_object_new_string(names[i].name));
+        json_object_object_add(o, "flag_names", fl);
+        const char *status = "no-key";
+        char pinned[DEVICE_FPR_HEX] = "", err[256] = "";
+        const char *path = device_pin_path(ctx);
+        if (info.spki_len > 0) {
+            char fpr[DEVICE_FPR_HEX];
+            device_key_fingerprint(info.spki, info.spki_len, fpr);
+            proto_add_b64(o, "key", info.spki, info.spki_len);
+            json_object_object_add(o, "fingerprint", json_object_new_string(fpr));
+            device_pin_status_t ps = path != NULL ? device_pin_check(path, info.spki, info.spki_len,
+                                                                     pinned, err, sizeof err)
+                                                  : DEVICE_PIN_ERROR;
+            status = device_pin_status_name(ps);
+            if (ps == DEVICE_PIN_MISMATCH && repin) {
+                if (device_pin_replace(path, info.spki, info.spki_len, err, sizeof err)) {
+                    cachetd_log("device key %s pinned instead of %s at the request of pid %ld", fpr,
+                                pinned, (long)cl->pid);
+                    status = "repinned";
+                    snprintf(pinned, sizeof pinned, "%s", fpr);
+                } else {
+                    status = "error";
+                }
+            } else if (ps == DEVICE_PIN_MISMATCH) {
+                cachetd_log("WARNING: THE APPLIANCE'S DEVICE KEY CHANGED: it is %s, the pinned "
+                            "key is %s. Receipts of this appliance are not trusted until the "
+                            "holder checks it (cachet device --repin)",
+                            fpr, pinned);
+            } else if (ps == DEVICE_PIN_NEW) {
+                cachetd_log("device key %s pinned (first use) in %s", fpr, path);
+            } else if (ps == DEVICE_PIN_ERROR) {
+                cachetd_log("device key pin %s: %s", path != NULL ? path : "(none)", err);
+            }
+        } else {
+            cachetd_log("WARNING: the appliance has no device key (flags %02X): no receipts",
+                        info.flags);
+        }
+        if (info.flags & DEVICE_INFO_KEY_REPLACED)
+            cachetd_log("WARNING: the appliance replaced a damaged device key (flags %02X)",
+                        info.flags);
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "status", json_object_new_string(status));
+        if (path != NULL)
+            json_object_object_add(p, "path", json_object_new_string(path));
+        if (pinned[0] != '\0')
+            json_object_object_add(p, "pinned_fingerprint", json_object_new_string(pinned));
+        if (err[0] != '\0')
+            json_object_object_add(p, "error", json_object_new_string(err));
+        json_object_object_add(o, "pin", p);
+        r->result = o;
+    }
+    cachetd_wipe(op, sizeof *op);
+    free(op);
+    if (repin)
+        finish_op(ctx, cl, r, "device-repin", NULL, NULL, NULL);
 }
 
 static void m_subscribe(cachetd_ctx_t *ctx, cachetd_client_t *cl, const proto_request_t *rq,
@@ -1060,7 +1470,7 @@ static const struct {
     {"login", m_login, 0},           {"sign-digest", m_sign_digest, 0},
     {"sign-mail", m_sign_mail, 2},   {"verify-mail", m_verify_mail, 1},
     {"audit", m_audit, 0},           {"audit-verify", m_audit_verify, 0},
-    {"subscribe", m_subscribe, 0},
+    {"subscribe", m_subscribe, 0},   {"device", m_device, 0},
 };
 
 static void close_fds(cachetd_client_t *cl)

@@ -51,6 +51,16 @@ typedef struct {
 typedef int (*smime_sign_cb)(void *ctx, const uint8_t hash[32], uint8_t *sig, size_t sig_cap,
                              size_t *sig_len);
 
+/* Like smime_sign_cb, and told what is about to be signed, before the key
+ * operation: the message's summary and the DER of the CMS SignedAttributes
+ * (the SET OF, tag 31, RFC 5652 §5.4) whose SHA-256 is hash — what the
+ * appliance is shown and checks (docs/appliance.md "The announcement").
+ * Added for issue 5 (trust2). */
+typedef int (*smime_sign_attrs_cb)(void *ctx, const smime_summary_t *summary,
+                                   const uint8_t *signed_attrs, size_t signed_attrs_len,
+                                   const uint8_t hash[32], uint8_t *sig, size_t sig_cap,
+                                   size_t *sig_len);
+
 typedef struct {
     int in_fd;              /* the RFC 5322 message */
     int out_fd;             /* the signed message */
@@ -59,6 +69,7 @@ typedef struct {
     STACK_OF(X509) *chain;  /* intermediates to include (may be NULL) */
     smime_sign_cb sign;
     void *sign_ctx;
+    smime_sign_attrs_cb sign_attrs; /* used instead of sign when set (sign_ctx is its ctx) */
 } smime_sign_args_t;
 
 /* Reads the message once (checking size and headers; 8-bit/binary content is

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -230,7 +231,10 @@ smime_status_t smime_canon(smime_canon_args_t *a);
 typedef struct {
     smime_sign_cb cb;
     void *ctx;
-    int status; /* the callback's non-zero status */
+    smime_sign_attrs_cb attrs_cb;   /* instead of cb when set */
+    CMS_SignerInfo *si;             /* for attrs_cb: the signer whose attributes are signed */
+    const smime_summary_t *summary; /* for attrs_cb */
+    int status;                     /* the callback's non-zero status */
     bool called;
     bool failed;
 } smime_key_state_t;

@@ -140,6 +140,7 @@ static smime_status_t build_cms(const smime_sign_args_t *args, int spool_fd,
         CMS_add1_signer(cms, args->signer, smime_key_pkey(key), EVP_sha256(), flags);
     if (si == NULL || !add_signing_cert_v2(si, args->signer) || !add_smime_caps(si))
         goto out;
+    ks->si = si;
     for (int i = 0; args->chain != NULL && i < sk_X509_num(args->chain); i++) {
         X509 *x = sk_X509_value(args->chain, i);
         if (X509_cmp(x, args->signer) == 0)
@@ -246,7 +247,7 @@ smime_status_t smime_sign(const smime_sign_args_t *args, smime_summary_t *summar
     if (sign_status != NULL)
         *sign_status = 0;
     if (args == NULL || args->in_fd < 0 || args->out_fd < 0 || args->signer == NULL ||
-        args->sign == NULL)
+        (args->sign == NULL && args->sign_attrs == NULL))
         return SMIME_ERR_INTERNAL;
     smime_summary_t local;
     if (summary == NULL)
@@ -302,7 +303,8 @@ smime_status_t smime_sign(const smime_sign_args_t *args, smime_summary_t *summar
     close(part_fd);
     part_fd = -1;
 
-    smime_key_state_t ks = {.cb = args->sign, .ctx = args->sign_ctx};
+    smime_key_state_t ks = {
+        .cb = args->sign, .ctx = args->sign_ctx, .attrs_cb = args->sign_attrs, .summary = summary};
     st = build_cms(args, spool_fd, summary->content_digest, &ks, &der, &der_len);
     if (st == SMIME_ERR_SIGN && sign_status != NULL)
         *sign_status = ks.status;

@@ -8,6 +8,8 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/daemon_lib.sh"
 cd "$work"
+# The appliance asks to confirm each signature: a simulated holder presses OK.
+holder_start
 
 step "two clients at once, a third one stalled mid-frame"
 HOLD_STOP=$work/hold.stop raw_exchange hold &

@@ -6,6 +6,8 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/daemon_lib.sh"
 cd "$work"
+# The appliance asks to confirm each signature: a simulated holder presses OK.
+holder_start
 
 step "a few audited operations"
 make_mail msg.eml 1

@@ -3,6 +3,10 @@
 # CACHETD_SOCKET, CACHETD_PID, CACHETD_LOG, CACHETD_AUDIT_LOG are set.
 [ -n "${CACHETD_PID:-}" ] || skip "cachetd is not running in this environment (not built?)"
 command -v cachet >/dev/null || skip "cachet not built"
+# The appliance asks the holder to confirm every signature with the signature
+# key (firmware/gate): gate_lib.sh reads its screen and presses its keys.
+command -v jq >/dev/null || skip "jq missing"
+. "$(dirname "${BASH_SOURCE[0]}")/../gate_lib.sh"
 
 profile_value() { sed -n "s/^$1 *= *//p" "$(profile_dir)/profile.conf"; }
 

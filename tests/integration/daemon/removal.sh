@@ -7,6 +7,8 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/daemon_lib.sh"
 cd "$work"
+# The appliance asks to confirm each signature: a simulated holder presses OK.
+holder_start
 
 step "cachet events --count 2 sees card-removed then card-inserted"
 cachet events --count 2 > events.out 2> events.err &

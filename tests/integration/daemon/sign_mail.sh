@@ -8,6 +8,9 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/daemon_lib.sh"
 cd "$work"
+# Every signature with the signature key is confirmed on the appliance: a
+# simulated holder presses OK (daemon/trust.sh tests the confirmation itself).
+holder_start
 
 step "sign-mail with --pin-fd"
 make_mail msg.eml 1

@@ -9,6 +9,10 @@
 . "$(dirname "$0")/../gate_lib.sh"
 
 command -v card-native-probe >/dev/null || skip "card-native-probe not built"
+command -v jq >/dev/null || skip "jq missing"
+# The probe signs with the signature key unannounced: the appliance shows each
+# request and waits for OK, which a simulated holder gives (gate_lib.sh).
+holder_start
 probe() { card-native-probe "$@"; }
 pdir=$(profile_dir)
 serial=$(sed -n 's/^serial *= *//p' "$pdir/profile.conf")

@@ -198,6 +198,9 @@ void ui_show_error(const char *line1, const char *line2)
 
 void ui_poll(void)
 {
+    /* At rest no key means anything: drop them as they come, so the keypad
+     * queue never fills and nothing typed now reaches a later question. */
+    ui_flush_keys();
     if (ui.transient && port_time_us() - ui.transient_us >= (uint64_t)UI_RESULT_SHOW_MS * 1000u)
         ui_show_idle(ui.card_present);
 }

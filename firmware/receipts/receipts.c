@@ -40,7 +40,7 @@ static struct {
     uint8_t pub[CRYPTO_P256_PUB_LEN];
     uint32_t counter;    /* last counter issued */
     uint32_t log_sector; /* the counter log sector in use */
-    uint32_t log_next;   /* next free record index in it (== records per sector: full) */
+    uint32_t log_next;   /* next unused record index in it (== records per sector: full) */
     uint8_t dev_flags;
     rcp_slot_t kept[RECEIPTS_KEEP];
     uint32_t kept_next;
@@ -108,7 +108,7 @@ static bool rcp_key_store(void)
 
 /* ---- the counter log ---- */
 
-/* Scans one log sector: largest valid counter, first free record, and
+/* Scans one log sector: largest valid counter, first unused record, and
  * whether anything in it is neither valid nor erased. */
 static void rcp_log_scan(uint32_t sector, uint32_t *max, bool *any, uint32_t *next, bool *damaged)
 {
@@ -173,7 +173,7 @@ static bool rcp_log_append(uint32_t value)
         rcp.log_next = 0;
     }
     uint32_t off = rcp.log_sector * port_flash_sector_size() + rcp.log_next * RCP_LOG_REC_LEN;
-    rcp.log_next++; /* a failed write leaves a slot that is not free either */
+    rcp.log_next++; /* a failed write leaves a slot that is not unused either */
     if (port_flash_write(off, r, sizeof r) != PORT_OK)
         return false;
     uint8_t back[RCP_LOG_REC_LEN];

@@ -232,7 +232,8 @@ typedef struct {
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/unit-cachetd.XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx->dir, sizeof fx->dir, "%s/unit-cachetd.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->audit_path, sizeof fx->audit_path, "%s/audit.log", fx->dir);
     memset(&fake, 0, sizeof fake);

@@ -175,12 +175,12 @@ static void test_devname(void **state)
 {
     (void)state;
     ifd_devname_t d;
-    assert_int_equal(ifd_devname_parse("sock:/tmp/x/usb.sock", &d), IFD_ST_OK);
+    assert_int_equal(ifd_devname_parse("sock:/srv/x/usb.sock", &d), IFD_ST_OK);
     assert_int_equal(d.kind, IFD_DEV_SOCK);
-    assert_string_equal(d.path, "/tmp/x/usb.sock");
+    assert_string_equal(d.path, "/srv/x/usb.sock");
     assert_int_equal(d.options, 0);
-    assert_int_equal(ifd_devname_parse("sock:/tmp/x/usb.sock@escape", &d), IFD_ST_OK);
-    assert_string_equal(d.path, "/tmp/x/usb.sock");
+    assert_int_equal(ifd_devname_parse("sock:/srv/x/usb.sock@escape", &d), IFD_ST_OK);
+    assert_string_equal(d.path, "/srv/x/usb.sock");
     assert_int_equal(d.options, IFD_OPT_ESCAPE);
     assert_int_equal(ifd_devname_parse("sock:/a@bogus", &d), IFD_ST_PARAM);
     assert_int_equal(ifd_devname_parse("sock:/a@", &d), IFD_ST_PARAM);

@@ -39,7 +39,8 @@ static int sk_setup(void **state)
     static sk_t s;
     memset(&s, 0, sizeof s);
     ifd_log_set_sink(quiet);
-    snprintf(s.dir, sizeof s.dir, "/tmp/ifd-sock-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s.dir, sizeof s.dir, "%s/ifd-sock-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(s.dir))
         return -1;
     snprintf(s.path, sizeof s.path, "%s/usb.sock", s.dir);

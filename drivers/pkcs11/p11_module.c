@@ -878,7 +878,10 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PT
     return rv;
 }
 
-CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+/* Entry checks shared by the slot functions (PKCS#11 v2.40 §5.5): the library
+ * is initialised, the slot is ours, the output pointer is there; then the
+ * slot's state is brought up to date from cachetd. */
+static CK_RV slot_call(CK_SLOT_ID slotID, const void *out)
 {
     pthread_mutex_lock(&g.lock);
     CK_RV rv = check_init_locked();
@@ -887,9 +890,17 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
         return rv;
     if (slotID != SLOT_ID)
         return CKR_SLOT_ID_INVALID;
-    if (pInfo == NULL)
+    if (out == NULL)
         return CKR_ARGUMENTS_BAD;
     sync_slot();
+    return CKR_OK;
+}
+
+CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+{
+    CK_RV rv = slot_call(slotID, pInfo);
+    if (rv != CKR_OK)
+        return rv;
     pthread_mutex_lock(&g.lock);
     memset(pInfo, 0, sizeof *pInfo);
     const char *desc = g.reader[0] != '\0' ? g.reader
@@ -909,16 +920,9 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 
 CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 {
-    pthread_mutex_lock(&g.lock);
-    CK_RV rv = check_init_locked();
-    pthread_mutex_unlock(&g.lock);
+    CK_RV rv = slot_call(slotID, pInfo);
     if (rv != CKR_OK)
         return rv;
-    if (slotID != SLOT_ID)
-        return CKR_SLOT_ID_INVALID;
-    if (pInfo == NULL)
-        return CKR_ARGUMENTS_BAD;
-    sync_slot();
     pthread_mutex_lock(&g.lock);
     bool stale = g.token != NULL && (!g.status_valid || ms_since(g.status_at) > STATUS_FRESH_MS);
     pthread_mutex_unlock(&g.lock);
@@ -1064,16 +1068,9 @@ static const CK_MECHANISM_TYPE mechanisms[P11_MECHS] = {CKM_RSA_PKCS, CKM_SHA1_R
 CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
                          CK_ULONG_PTR pulCount)
 {
-    pthread_mutex_lock(&g.lock);
-    CK_RV rv = check_init_locked();
-    pthread_mutex_unlock(&g.lock);
+    CK_RV rv = slot_call(slotID, pulCount);
     if (rv != CKR_OK)
         return rv;
-    if (slotID != SLOT_ID)
-        return CKR_SLOT_ID_INVALID;
-    if (pulCount == NULL)
-        return CKR_ARGUMENTS_BAD;
-    sync_slot();
     pthread_mutex_lock(&g.lock);
     if (g.token == NULL) {
         rv = CKR_TOKEN_NOT_PRESENT;
@@ -1090,16 +1087,9 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
 
 CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
 {
-    pthread_mutex_lock(&g.lock);
-    CK_RV rv = check_init_locked();
-    pthread_mutex_unlock(&g.lock);
+    CK_RV rv = slot_call(slotID, pInfo);
     if (rv != CKR_OK)
         return rv;
-    if (slotID != SLOT_ID)
-        return CKR_SLOT_ID_INVALID;
-    if (pInfo == NULL)
-        return CKR_ARGUMENTS_BAD;
-    sync_slot();
     pthread_mutex_lock(&g.lock);
     if (g.token == NULL) {
         pthread_mutex_unlock(&g.lock);

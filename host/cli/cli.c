@@ -1039,8 +1039,9 @@ int main(int argc, char **argv)
         fputs(h, stdout);
         return CLI_EXIT_OK;
     }
-    static const char *const known[] = {"status", "whoami", "sign-mail",  "verify-mail", "login",
-                                        "audit",  "events", "verify-pin", "device"};
+    static const char *const known[] = {"status",     "whoami", "sign-mail", "verify-mail",
+                                        "login",      "audit",  "events",    "verify-pin",
+                                        "device",     "sendmail"};
     bool ok = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
         ok = ok || strcmp(cmd, known[k]) == 0;
@@ -1050,6 +1051,8 @@ int main(int argc, char **argv)
         fputs(cli_help(cmd), stdout);
         return CLI_EXIT_OK;
     }
+    if (strcmp(cmd, "sendmail") == 0) /* its own options and sysexits codes */
+        return cli_sendmail_main(c.socket, c.pin_fd, nargs, args);
     if (strcmp(cmd, "audit") == 0) {
         /* audit verify --log works without cachetd; usage errors before connecting. */
         bool needs = true;

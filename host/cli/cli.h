@@ -128,4 +128,7 @@ bool cli_pin_from_fd(int fd, char *pin);
 bool cli_pin_from_tty(const char *prompt, char *pin);
 void cli_wipe(void *p, size_t n);
 
+/* `cachet sendmail` (cli_sendmail.c): returns a sysexits(3) code. */
+int cli_sendmail_main(const char *socket_path, int pin_fd, int argc, char **argv);
+
 #endif

@@ -384,6 +384,28 @@ static const struct {
      "  The key is pinned on first use; signature receipts are checked with it.\n"
      "  Another key later is reported (exit 1), never accepted by itself; --repin\n"
      "  pins it instead, if you are sure of this appliance.\n"},
+    {"sendmail",
+     "cachet sendmail [-t] [-i|-oi] [-f EXPÉDITEUR] [-F NOM] [--server HÔTE:PORT]\n"
+     "                [--ca FICHIER] [--max-size N[k|M]] [DESTINATAIRE...] < message\n"
+     "  Compatible sendmail (neomutt `set sendmail=`, git sendemail.sendmailCmd) :\n"
+     "  signe le message avec la clé de signature (confirmation sur le boîtier), puis\n"
+     "  le soumet en SMTP + STARTTLS (TLS 1.2), authentifié par la carte. -t : les\n"
+     "  destinataires sont pris dans To/Cc/Bcc (Bcc retiré). Serveur : --server,\n"
+     "  CACHET_SUBMISSION ou `submission =` dans ~/.config/cachet/cachet.conf.\n"
+     "  Codes (sysexits) : 0 envoyé, 64 usage, 65 message trop gros / illisible,\n"
+     "  67 destinataire refusé, 69 cachetd, carte ou serveur indisponible (TLS),\n"
+     "  70 erreur interne, 75 échec temporaire, 77 refusé (Annuler, code porteur,\n"
+     "  expéditeur).\n",
+     "cachet sendmail [-t] [-i|-oi] [-f SENDER] [-F NAME] [--server HOST:PORT]\n"
+     "                [--ca FILE] [--max-size N[k|M]] [RECIPIENT...] < message\n"
+     "  sendmail-compatible (neomutt `set sendmail=`, git sendemail.sendmailCmd):\n"
+     "  signs the message with the signature key (confirmed on the appliance), then\n"
+     "  submits it over SMTP + STARTTLS (TLS 1.2), authenticated by the card. -t:\n"
+     "  recipients from To/Cc/Bcc (Bcc removed). Server: --server,\n"
+     "  CACHET_SUBMISSION or `submission =` in ~/.config/cachet/cachet.conf.\n"
+     "  Exit codes (sysexits): 0 sent, 64 usage, 65 too large / unreadable,\n"
+     "  67 recipient refused, 69 cachetd, card or server unavailable (TLS),\n"
+     "  70 internal, 75 temporary failure, 77 refused (Cancel, PIN, sender).\n"},
     {"events",
      "cachet events [--count N]\n  Affiche les événements de cachetd (carte insérée ou retirée, "
      "boîtier\n"

@@ -208,7 +208,12 @@ static void wait_status(const fixture_t *f, const char *field)
 static int setup(void **state)
 {
     static fixture_t f;
-    char tmpl[] = "/tmp/cachet-sim-test-XXXXXX";
+    /* Socket paths are short (sun_path): TMPDIR only when it leaves room. */
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0' || strlen(tmp) > 40)
+        tmp = "/tmp";
+    char tmpl[64];
+    snprintf(tmpl, sizeof tmpl, "%s/cachet-sim-test-XXXXXX", tmp);
     assert_non_null(mkdtemp(tmpl));
     snprintf(f.dir, sizeof f.dir, "%s", tmpl);
     char log[128], pidf[128];

@@ -192,6 +192,21 @@ static int call_exit(cli_t *c, call_t r, const proto_response_t *pr)
     return r == CALL_IO ? CLI_EXIT_UNREACHABLE : CLI_EXIT_OK;
 }
 
+/* One request without descriptors. On failure *rc gets the exit code (the
+ * error already said) and nothing is left to free. */
+static bool request(cli_t *c, const char *method, json_object *params, json_object **m,
+                    proto_response_t *pr, int *rc)
+{
+    call_t r = call(c, method, params, NULL, 0, m, pr, -1);
+    if (r == CALL_OK)
+        return true;
+    *rc = call_exit(c, r, pr);
+    json_object_put(*m);
+    *m = NULL;
+    return false;
+}
+
+
 static int connect_daemon(cli_t *c)
 {
     char path[PATH_MAX];
@@ -248,12 +263,9 @@ static int prepare_pin(cli_t *c, bool always, char *pin, bool *has)
     *has = false;
     json_object *m = NULL;
     proto_response_t pr;
-    call_t r = call(c, "status", NULL, NULL, 0, &m, &pr, -1);
-    if (r != CALL_OK) {
-        int rc = call_exit(c, r, &pr);
-        json_object_put(m);
-        return rc;
-    }
+    int failed_rc;
+    if (!request(c, "status", NULL, &m, &pr, &failed_rc))
+        return failed_rc;
     json_object *reader = obj_of(pr.result, "reader"), *card = obj_of(pr.result, "card"),
                 *pinst = obj_of(pr.result, "pin");
     int rc = CLI_EXIT_OK;
@@ -391,12 +403,9 @@ static int cmd_status(cli_t *c, int argc, char **argv)
         return usage_error("status : pas d'argument / no argument");
     json_object *m = NULL;
     proto_response_t pr;
-    call_t r = call(c, "status", NULL, NULL, 0, &m, &pr, -1);
-    if (r != CALL_OK) {
-        int rc = call_exit(c, r, &pr);
-        json_object_put(m);
-        return rc;
-    }
+    int failed_rc;
+    if (!request(c, "status", NULL, &m, &pr, &failed_rc))
+        return failed_rc;
     json_object *res = pr.result;
     if (c->json) {
         print_json(stdout, res);
@@ -449,12 +458,9 @@ static int cmd_whoami(cli_t *c, int argc, char **argv)
         return usage_error("whoami : pas d'argument / no argument");
     json_object *m = NULL;
     proto_response_t pr;
-    call_t r = call(c, "identity", NULL, NULL, 0, &m, &pr, -1);
-    if (r != CALL_OK) {
-        int rc = call_exit(c, r, &pr);
-        json_object_put(m);
-        return rc;
-    }
+    int failed_rc;
+    if (!request(c, "identity", NULL, &m, &pr, &failed_rc))
+        return failed_rc;
     json_object *id = pr.result;
     if (c->json) {
         print_json(stdout, id);
@@ -796,12 +802,9 @@ static int cmd_device(cli_t *c, int argc, char **argv)
         json_object_object_add(params, "repin", json_object_new_boolean(true));
     json_object *m = NULL;
     proto_response_t pr;
-    call_t r = call(c, "device", params, NULL, 0, &m, &pr, -1);
-    if (r != CALL_OK) {
-        int rc = call_exit(c, r, &pr);
-        json_object_put(m);
-        return rc;
-    }
+    int failed_rc;
+    if (!request(c, "device", params, &m, &pr, &failed_rc))
+        return failed_rc;
     json_object *res = pr.result, *pin = obj_of(res, "pin");
     const char *status = str_of(pin, "status");
     int rc = CLI_EXIT_OK;
@@ -897,12 +900,9 @@ static int cmd_audit(cli_t *c, int argc, char **argv, bool *needs_daemon)
     json_object_object_add(params, "last", json_object_new_int64(n));
     json_object *m = NULL;
     proto_response_t pr;
-    call_t r = call(c, "audit", params, NULL, 0, &m, &pr, -1);
-    if (r != CALL_OK) {
-        int rc = call_exit(c, r, &pr);
-        json_object_put(m);
-        return rc;
-    }
+    int failed_rc;
+    if (!request(c, "audit", params, &m, &pr, &failed_rc))
+        return failed_rc;
     json_object *entries = obj_of(pr.result, "entries");
     if (c->json) {
         print_json(stdout, pr.result);
